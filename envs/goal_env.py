@@ -1,0 +1,248 @@
+"""Shared machinery for goal-image MuJoCo tasks: rendering, reachable goals, the eval protocol.
+
+A task is one small subclass (its MJCF, initial-state sampler, goal vector and proprio) of
+:class:`MujocoGoalEnv`. Everything else is here:
+
+* observations: a flat dict with ``pixels`` and ``goal_pixels`` (uint8 ``[H, W, 3]``), ``proprio``,
+  and the goal-conditioned ``achieved_goal`` / ``desired_goal`` vectors;
+* reachable goals: the goal is the state the exploration policy reaches ``goal_offset`` steps after
+  the start (simulated at reset from the episode's seed, then rewound), so it is always reachable;
+  the actions that reach it are kept in :attr:`goal_actions`;
+* success: every goal coordinate within ``success_tolerance`` of the goal;
+* full simulator state get/set, for datasets and for planners that use the simulator as an oracle.
+"""
+
+from __future__ import annotations
+
+import atexit
+import weakref
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from jepa_world.envs.exploration import make_policy
+from jepa_world.envs.protocol import EvalProtocol
+from jepa_world.envs.rendering import import_mujoco
+
+mujoco = import_mujoco()
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+# Envs whose GL context is open. Closing them at exit avoids the EGL errors printed when
+# renderers are garbage-collected after MuJoCo's own exit hook has terminated the display. The
+# hook is registered after the first renderer exists, so that it runs before MuJoCo's (LIFO).
+_LIVE_ENVS: weakref.WeakSet = weakref.WeakSet()
+_exit_hook_registered = False
+
+
+def _close_live_envs() -> None:
+    for env in list(_LIVE_ENVS):
+        env.close()
+
+
+def as_hw(image_size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    """Normalise an image size (``64`` or ``(64, 80)``) to ``(height, width)``."""
+    if isinstance(image_size, int | np.integer):
+        h = w = int(image_size)
+    else:
+        h, w = (int(v) for v in image_size)
+    if h < 8 or w < 8:
+        raise ValueError(f"image_size must be at least 8x8 pixels, got {h}x{w}")
+    return h, w
+
+
+class MujocoGoalEnv(gym.Env):
+    """Base class of goal-image MuJoCo tasks; see the module docstring for the contract."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 25}
+
+    #: MJCF file name in ``envs/assets``; set by subclasses.
+    xml_file: str = ""
+    #: Camera name in the MJCF.
+    camera: str = "top"
+
+    def __init__(
+        self,
+        image_size: int | tuple[int, int] = 64,
+        frame_skip: int = 2,
+        goal_offset: int = EvalProtocol.goal_offset,
+        success_tolerance: float = EvalProtocol.success_tolerance,
+        terminate_on_success: bool = True,
+        goal_policy: str = "correlated",
+        render_mode: str | None = "rgb_array",
+    ):
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be 'rgb_array' or None, got {render_mode!r}")
+        if frame_skip < 1 or goal_offset < 1 or success_tolerance <= 0:
+            raise ValueError("frame_skip and goal_offset must be >= 1, success_tolerance > 0")
+        self.height, self.width = as_hw(image_size)
+        self.frame_skip = int(frame_skip)
+        self.goal_offset = int(goal_offset)
+        self.success_tolerance = float(success_tolerance)
+        self.terminate_on_success = bool(terminate_on_success)
+        self.goal_policy = goal_policy
+        self.render_mode = render_mode
+
+        self.model = mujoco.MjModel.from_xml_path(str(ASSETS / self.xml_file))
+        # The offscreen buffer must hold the largest image we render.
+        self.model.vis.global_.offwidth = max(self.model.vis.global_.offwidth, self.width)
+        self.model.vis.global_.offheight = max(self.model.vis.global_.offheight, self.height)
+        self.data = mujoco.MjData(self.model)
+        self._renderer = None  # created on first render: GL contexts must not cross a fork
+        self._state_spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+
+        low, high = self.model.actuator_ctrlrange.T.astype(np.float32)
+        self.action_space = spaces.Box(low=low, high=high, dtype=np.float32)
+        img = spaces.Box(0, 255, (self.height, self.width, 3), dtype=np.uint8)
+        goal_dim = len(self._achieved_goal())
+        goal_space = spaces.Box(*self._goal_bounds(), shape=(goal_dim,), dtype=np.float32)
+        self.observation_space = spaces.Dict(
+            {
+                "pixels": img,
+                "goal_pixels": img,
+                "proprio": spaces.Box(*self._proprio_bounds(), shape=(len(self._proprio()),),
+                                      dtype=np.float32),
+                "achieved_goal": goal_space,
+                "desired_goal": goal_space,
+            }
+        )
+        self._goal = np.zeros(goal_dim, dtype=np.float32)
+        self._goal_pixels = np.zeros(img.shape, dtype=np.uint8)
+        self.goal_actions = np.zeros((self.goal_offset, *self.action_space.shape), np.float32)
+
+    # ----------------------------------------------------------------- task hooks (subclasses)
+    def _sample_initial_state(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(qpos, qvel)`` of a random start state."""
+        raise NotImplementedError
+
+    def _achieved_goal(self) -> np.ndarray:
+        """The goal-space vector of the current state, ``[G]``."""
+        raise NotImplementedError
+
+    def _proprio(self) -> np.ndarray:
+        """Proprioceptive vector of the current state, ``[P]``."""
+        raise NotImplementedError
+
+    def _goal_bounds(self) -> tuple[np.ndarray | float, np.ndarray | float]:
+        """``(low, high)`` of the goal vector (default unbounded)."""
+        return -np.inf, np.inf
+
+    def _proprio_bounds(self) -> tuple[np.ndarray | float, np.ndarray | float]:
+        """``(low, high)`` of the proprio vector (default unbounded)."""
+        return -np.inf, np.inf
+
+    def goal_error(self, achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
+        """Per-coordinate error ``[..., G]`` between goal vectors (override for angles etc.)."""
+        return np.abs(achieved - desired)
+
+    # ------------------------------------------------------------------------------ gym API
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        mujoco.mj_resetData(self.model, self.data)
+        qpos, qvel = self._sample_initial_state(self.np_random)
+        self.data.qpos[:], self.data.qvel[:] = qpos, qvel
+        mujoco.mj_forward(self.model, self.data)
+        start = self.get_sim_state()
+
+        # Reachable goal: where the exploration policy takes the system goal_offset steps on.
+        policy = make_policy(self.goal_policy, self.action_space.low, self.action_space.high,
+                             self.np_random)
+        for t in range(self.goal_offset):
+            self.goal_actions[t] = policy()
+            self._simulate(self.goal_actions[t])
+        self._goal = self._achieved_goal().astype(np.float32)
+        self._goal_pixels = self.render_pixels()
+        self.set_sim_state(start)
+        obs = self._observation()
+        return obs, self._info(obs)
+
+    def step(self, action):
+        action = np.asarray(action, dtype=np.float32)
+        if action.shape != self.action_space.shape:
+            raise ValueError(f"action must have shape {self.action_space.shape}, got {action.shape}")
+        if not np.all(np.isfinite(action)):
+            raise ValueError(f"action contains NaN or inf: {action}")
+        self._simulate(np.clip(action, self.action_space.low, self.action_space.high))
+        obs = self._observation()
+        info = self._info(obs)
+        reward = float(self.compute_reward(obs["achieved_goal"], obs["desired_goal"], info))
+        terminated = bool(info["success"] and self.terminate_on_success)
+        return obs, reward, terminated, False, info
+
+    def render(self) -> np.ndarray | None:
+        return self.render_pixels() if self.render_mode == "rgb_array" else None
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    # ------------------------------------------------------------------- goal-conditioned API
+    def compute_reward(self, achieved_goal, desired_goal, info=None) -> np.ndarray:
+        """Dense reward ``-||error||_2``, vectorised over leading dimensions."""
+        return -np.linalg.norm(self.goal_error(achieved_goal, desired_goal), axis=-1)
+
+    def is_success(self, achieved_goal, desired_goal) -> np.ndarray:
+        return np.all(self.goal_error(achieved_goal, desired_goal) < self.success_tolerance, -1)
+
+    # ------------------------------------------------------------------------ simulator state
+    def get_sim_state(self) -> np.ndarray:
+        """Full physics state (time, qpos, qvel, actuator state, ...) as a float64 vector."""
+        state = np.empty(mujoco.mj_stateSize(self.model, self._state_spec), dtype=np.float64)
+        mujoco.mj_getState(self.model, self.data, state, self._state_spec)
+        return state
+
+    def set_sim_state(self, state: np.ndarray) -> None:
+        state = np.asarray(state, dtype=np.float64)
+        expected = mujoco.mj_stateSize(self.model, self._state_spec)
+        if state.shape != (expected,):
+            raise ValueError(f"sim state must have shape ({expected},), got {state.shape}")
+        mujoco.mj_setState(self.model, self.data, state, self._state_spec)
+        mujoco.mj_forward(self.model, self.data)
+
+    def set_goal(self, state: np.ndarray) -> None:
+        """Make the goal the configuration of a given full sim state (e.g. from a dataset)."""
+        current = self.get_sim_state()
+        self.set_sim_state(state)
+        self._goal = self._achieved_goal().astype(np.float32)
+        self._goal_pixels = self.render_pixels()
+        self.set_sim_state(current)
+
+    # ------------------------------------------------------------------------------ internals
+    def render_pixels(self) -> np.ndarray:
+        """Render the task camera: uint8 ``[H, W, 3]``."""
+        if self._renderer is None:
+            global _exit_hook_registered
+            self._renderer = mujoco.Renderer(self.model, self.height, self.width)
+            _LIVE_ENVS.add(self)
+            if not _exit_hook_registered:
+                atexit.register(_close_live_envs)
+                _exit_hook_registered = True
+        self._renderer.update_scene(self.data, camera=self.camera)
+        return self._renderer.render().copy()
+
+    def _simulate(self, action: np.ndarray) -> None:
+        self.data.ctrl[:] = action
+        mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        return {
+            "pixels": self.render_pixels(),
+            "goal_pixels": self._goal_pixels.copy(),
+            "proprio": self._proprio().astype(np.float32),
+            "achieved_goal": self._achieved_goal().astype(np.float32),
+            "desired_goal": self._goal.copy(),
+        }
+
+    def _info(self, obs: dict[str, np.ndarray]) -> dict[str, Any]:
+        error = self.goal_error(obs["achieved_goal"], obs["desired_goal"])
+        return {
+            "success": bool(np.all(error < self.success_tolerance)),
+            "max_goal_error": float(error.max()),
+            "goal_distance": float(np.linalg.norm(error)),
+            "sim_state": self.get_sim_state(),
+        }
