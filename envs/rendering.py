@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes.util
 import glob
+import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -109,6 +110,8 @@ def configure_backend() -> str | None:
 def import_mujoco():
     """Import ``mujoco`` after configuring the GL backend; the only place env code imports it."""
     configure_backend()
+    # PyOpenGL logs at INFO that its optional C accelerator is absent; that is not news to users.
+    logging.getLogger("OpenGL.acceleratesupport").setLevel(logging.WARNING)
     import mujoco
 
     return mujoco

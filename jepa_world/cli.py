@@ -1,0 +1,79 @@
+"""Shared plumbing of the ``python -m jepa_world.<command>`` entry points (the only Hydra users).
+
+Each entry point registers its dataclass schema, lets Hydra compose and type-check the config,
+converts it to the dataclass (which validates itself) and calls one library function. User
+errors become one line on stderr and exit status 2; nothing else is caught.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from jepa_world.errors import JepaWorldError
+
+T = TypeVar("T")
+CONFIG_PATH = "pkg://jepa_world.configs"
+EXIT_USER_ERROR = 2
+
+
+def register_schema(name: str, schema: type) -> None:
+    """Make ``schema`` available to configs as ``defaults: [<name>]``."""
+    ConfigStore.instance().store(name=name, node=schema)
+
+
+def to_dataclass(cfg: DictConfig, schema: type[T]) -> T:
+    """Turn a composed config into its typed dataclass; validation errors name the field."""
+    obj = OmegaConf.to_object(cfg)
+    if not isinstance(obj, schema):  # the config was composed without its schema
+        obj = schema(**obj)
+    return obj
+
+
+def user_errors_exit(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Print :class:`JepaWorldError` as ``error: ...`` and exit with status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except JepaWorldError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(EXIT_USER_ERROR)
+
+    return wrapper
+
+
+def group_options(group: str) -> list[str]:
+    """Names of the shipped configs of a Hydra group (``env`` -> ``["reach"]``)."""
+    folder = importlib.resources.files("jepa_world.configs") / group
+    if not folder.is_dir():
+        return []
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def check_group_overrides(argv: Sequence[str]) -> None:
+    """Fail in one line on ``group=name`` overrides naming no shipped config (``env=foo``).
+
+    Hydra would report the same, but over a dozen lines of search-path details.
+    """
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or key.startswith(("+", "~", "hydra")) or "." in key:
+            continue
+        options = group_options(key)
+        if options and value not in options:
+            print(f"error: unknown {key} {value!r}; known: {', '.join(options)}", file=sys.stderr)
+            sys.exit(EXIT_USER_ERROR)
+
+
+def run(main: Callable[[], Any]) -> None:
+    """Run a ``@hydra.main`` function after the one-line checks of its command line."""
+    check_group_overrides(sys.argv[1:])
+    main()
