@@ -1,0 +1,51 @@
+"""A non-editable install finds its configs and assets, and puts nothing at the top level."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import zipfile
+
+import pytest
+
+from tests.conftest import PYTHON, REPO
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wheel")
+    proc = subprocess.run([PYTHON, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                           "-w", str(out), str(REPO)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    (path,) = out.glob("jepa_world-*.whl")
+    return path
+
+
+def test_wheel_layout(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    for required in ["jepa_world/configs/collect.yaml", "jepa_world/configs/env/reach.yaml",
+                     "jepa_world/configs/policy/uniform.yaml", "jepa_world/envs/assets/reach.xml",
+                     "jepa_world/envs/reach.py", "jepa_world/planners/__init__.py"]:
+        assert required in names
+    top_level = {n.split("/")[0] for n in names if not n.startswith("jepa_world-")}
+    assert top_level == {"jepa_world"}  # no bare `envs` or `planners` to collide with
+
+
+def test_installed_package_runs_from_an_unrelated_directory(wheel, tmp_path):
+    site = tmp_path / "site"
+    subprocess.run([PYTHON, "-m", "pip", "install", "--no-deps", "--target", str(site),
+                    str(wheel)], check=True, capture_output=True, timeout=300)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(site)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = subprocess.run(
+        [PYTHON, "-c", "import jepa_world.envs, gymnasium as gym; print(jepa_world.envs.__file__);"
+         "e = gym.make('jepa_world/Reach-v0', image_size=16); e.reset(seed=0); e.close()"],
+        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().startswith(str(site))
+    proc = subprocess.run([PYTHON, "-m", "jepa_world.collect", "--cfg", "job", "env=reach"],
+                          cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "image_size: 64" in proc.stdout and "name: correlated" in proc.stdout
