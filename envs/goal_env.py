@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import atexit
 import weakref
-
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +162,8 @@ class MujocoGoalEnv(gym.Env):
     def step(self, action):
         action = np.asarray(action, dtype=np.float32)
         if action.shape != self.action_space.shape:
-            raise ValueError(f"action must have shape {self.action_space.shape}, got {action.shape}")
+            raise ValueError(
+                f"action must have shape {self.action_space.shape}, got {action.shape}")
         if not np.all(np.isfinite(action)):
             raise ValueError(f"action contains NaN or inf: {action}")
         self._simulate(np.clip(action, self.action_space.low, self.action_space.high))

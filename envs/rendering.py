@@ -5,15 +5,17 @@ imported, so the choice has to be made here, in one place, before any env module
 
 Rules (first match wins):
 
-1. ``MUJOCO_GL`` set by the user: respected as is (validated, and its libraries checked).
+1. ``MUJOCO_GL`` set by the user: respected as is (validated, and its libraries checked); else a
+   ``PYOPENGL_PLATFORM`` of ``egl`` or ``osmesa`` (inherited, say, from a parent process that
+   rendered) is followed, since MuJoCo cannot render with a backend that disagrees with it.
 2. macOS / Windows: nothing to do, MuJoCo uses the native context (CGL / WGL).
 3. Linux with an NVIDIA GPU: ``egl`` (hardware rendering).
 4. Linux on a CPU: Mesa's ``egl`` when libEGL, libOpenGL and the Mesa DRI drivers are present,
    else ``osmesa`` when libOSMesa is present.
 5. Otherwise: :class:`RenderBackendError` naming the Debian packages to install.
 
-``PYOPENGL_PLATFORM`` is deliberately left alone: MuJoCo sets it to match ``MUJOCO_GL``, and a
-conflicting value makes ``mujoco.Renderer`` fail in confusing ways.
+``PYOPENGL_PLATFORM`` is never set here: MuJoCo sets it to match ``MUJOCO_GL``. A value that
+conflicts with ``MUJOCO_GL`` makes ``mujoco.Renderer`` silently vanish, so it is an error here.
 """
 
 from __future__ import annotations
@@ -65,6 +67,14 @@ def choose_backend(
     machine's GL set-up.
     """
     requested = environ.get("MUJOCO_GL", "").strip().lower()
+    pyopengl = environ.get("PYOPENGL_PLATFORM", "").strip().lower()
+    if requested in _BACKEND_LIBS and pyopengl and pyopengl != requested:
+        raise RenderBackendError(
+            f"MUJOCO_GL={requested} conflicts with PYOPENGL_PLATFORM={pyopengl}; MuJoCo cannot "
+            "render like that. Unset PYOPENGL_PLATFORM (MuJoCo sets it itself)."
+        )
+    if not requested and pyopengl in _BACKEND_LIBS:
+        requested = pyopengl
     if requested:
         if requested not in VALID_BACKENDS:
             raise RenderBackendError(
@@ -87,9 +97,9 @@ def choose_backend(
     if has_library("OSMesa"):
         return "osmesa"
     raise RenderBackendError(
-        "No headless OpenGL library found for MuJoCo rendering. Install one of "
-        f"(Debian/Ubuntu) `apt-get install {EGL_PACKAGES}` (Mesa EGL, or the NVIDIA driver's EGL on "
-        f"a GPU host) or `apt-get install {OSMESA_PACKAGES}` (OSMesa), or set MUJOCO_GL yourself."
+        "No headless OpenGL library found for MuJoCo rendering. Install one of (Debian/Ubuntu) "
+        f"`apt-get install {EGL_PACKAGES}` (Mesa EGL, or the NVIDIA driver's EGL on a GPU "
+        f"host) or `apt-get install {OSMESA_PACKAGES}` (OSMesa), or set MUJOCO_GL yourself."
     )
 
 

@@ -69,6 +69,7 @@ env.close()
 def render_in_subprocess(tmp_path, mujoco_gl=None):
     env = python_env()
     env.pop("MUJOCO_GL", None)
+    env.pop("PYOPENGL_PLATFORM", None)  # set by MuJoCo in this process if it rendered already
     if mujoco_gl:
         env["MUJOCO_GL"] = mujoco_gl
     out = tmp_path / f"frame_{mujoco_gl}.npy"
@@ -103,3 +104,12 @@ def test_bad_backend_fails_with_a_message(tmp_path):
     proc, _ = render_in_subprocess(tmp_path, "vulkan")
     assert proc.returncode != 0
     assert "not a MuJoCo GL backend" in proc.stderr
+
+
+def test_pyopengl_platform_is_followed_or_reported():
+    libs = probes(libs={"EGL", "OpenGL", "OSMesa"}, dri=True)
+    assert choose_backend({"PYOPENGL_PLATFORM": "osmesa"}, "linux", **libs) == "osmesa"
+    both = {"PYOPENGL_PLATFORM": "egl", "MUJOCO_GL": "egl"}
+    assert choose_backend(both, "linux", **libs) == "egl"
+    with pytest.raises(RenderBackendError, match="Unset PYOPENGL_PLATFORM"):
+        choose_backend({"PYOPENGL_PLATFORM": "egl", "MUJOCO_GL": "osmesa"}, "linux", **libs)

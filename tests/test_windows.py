@@ -56,7 +56,8 @@ def test_windows_hold_the_stored_frames_and_grouped_actions(tiny_dataset):
     data = raw(tiny_dataset, ref.index)
     assert (int(item["episode"]), int(item["t0"])) == (ref.index, t0)
     frames = [t0, t0 + 3, t0 + 6, t0 + 9]
-    np.testing.assert_array_equal(item["pixels"].numpy(), data["pixels"][frames].transpose(0, 3, 1, 2))
+    np.testing.assert_array_equal(item["pixels"].numpy(),
+                                  data["pixels"][frames].transpose(0, 3, 1, 2))
     np.testing.assert_array_equal(item["proprio"].numpy(), data["proprio"][frames])
     np.testing.assert_array_equal(item["sim_state"].numpy(), data["sim_state"][frames])
     for k in range(3):  # the 3 actions between frame k and k + 1, concatenated

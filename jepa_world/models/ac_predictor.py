@@ -153,7 +153,7 @@ class ACPredictor(nn.Module):
         cond = [self.action_encoder(actions), self.state_encoder(states)]
         if self.use_extrinsics:
             if extrinsics is None:
-                raise ValueError("this predictor was built with use_extrinsics=True: pass extrinsics")
+                raise ValueError("built with use_extrinsics=True: pass extrinsics [B, T, E]")
             self._check_cond(
                 "extrinsics", extrinsics, b, t, self.extrinsics_encoder.in_features
             )

@@ -51,7 +51,7 @@ class VideoViT(nn.Module):
         qkv_bias: bias on qkv projections.
         pos_embed: ``"sincos"`` (V-JEPA: a fixed table added after patchify, stored as the
             ``pos_embed`` buffer ``[1, N, D]``) or ``"rope"`` (V-JEPA 2: 3D-RoPE in every block).
-        uniform_power: sin-cos channel split, see :func:`~jepa_world.models.positions.sincos_3d_split`.
+        uniform_power: sin-cos channel split, see ``positions.sincos_3d_split``.
         norm_eps: LayerNorm epsilon.
         use_activation_checkpointing: recompute block activations in backward to save memory.
     """
@@ -109,7 +109,7 @@ class VideoViT(nn.Module):
         return t * h * w
 
     def token_grid(self, video: torch.Tensor) -> tuple[int, int, int]:
-        """Token grid ``(T', H', W')`` for an input ``[B, C, T, H, W]`` or image ``[B, C, H, W]``."""
+        """Token grid ``(T', H', W')`` of a clip ``[B, C, T, H, W]`` or image ``[B, C, H, W]``."""
         if video.dim() == 4:
             _, _, h, w = video.shape
             t = self.tubelet_size

@@ -162,12 +162,13 @@ def _rotate_pairs(x: torch.Tensor) -> torch.Tensor:
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate queries or keys ``x`` ``[B, heads, N, head_dim]`` with factors from :func:`rope_angles`.
+    """Rotate queries or keys ``x`` ``[B, heads, N, head_dim]`` by :func:`rope_angles` factors.
 
     ``cos``/``sin`` are ``[N, R]`` or ``[B, N, R]`` with ``R <= head_dim`` rotated channels; the
     trailing ``head_dim - R`` channels pass through unchanged.
     """
     rot = cos.shape[-1]
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     if cos.dim() == 3:  # [B, N, R] -> [B, 1, N, R] to broadcast over heads
         cos, sin = cos[:, None], sin[:, None]
     head, tail = x[..., :rot], x[..., rot:]
