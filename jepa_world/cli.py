@@ -13,8 +13,11 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from hydra import compose, initialize_config_module
 from hydra.core.config_store import ConfigStore
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from jepa_world.errors import JepaWorldError
 
@@ -73,7 +76,30 @@ def check_group_overrides(argv: Sequence[str]) -> None:
             sys.exit(EXIT_USER_ERROR)
 
 
-def run(main: Callable[[], Any]) -> None:
+def check_overrides_compose(config_name: str, argv: Sequence[str]) -> None:
+    """Compose the config once up front so a bad override fails in one line naming the field.
+
+    Hydra reports the same errors, but over several lines and with advice about stack traces.
+    Skipped when Hydra's own flags are used (``--cfg``, ``--help``, ``--multirun``, ...).
+    """
+    if any(a.startswith("-") for a in argv):
+        return
+    overrides = [a for a in argv if not a.startswith(("hydra.", "hydra/", "+hydra"))]
+    try:
+        with initialize_config_module("jepa_world.configs", version_base="1.3"):
+            compose(config_name, overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as exc:
+        cause = exc.__cause__ if isinstance(exc.__cause__, OmegaConfBaseException) else exc
+        where = getattr(cause, "full_key", None)
+        message = str(getattr(cause, "msg", None) or cause).split("full_key:")[0]
+        message = " ".join(message.split())
+        print(f"error: {where}: {message}" if where else f"error: {message}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+
+
+def run(main: Callable[[], Any], config_name: str) -> None:
     """Run a ``@hydra.main`` function after the one-line checks of its command line."""
-    check_group_overrides(sys.argv[1:])
+    argv = sys.argv[1:]
+    check_group_overrides(argv)
+    check_overrides_compose(config_name, argv)
     main()

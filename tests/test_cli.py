@@ -39,10 +39,22 @@ def test_bad_overrides_fail_in_one_line(tmp_path, args, message):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_wrong_type_names_the_field(tmp_path):
-    proc = run("episodes=many", f"hydra.run.dir={tmp_path}/out")
-    assert proc.returncode != 0
-    assert "full_key: episodes" in proc.stderr and "'many'" in proc.stderr
+@pytest.mark.parametrize("args, message", [
+    (["episodes=many"], "error: episodes: Value 'many' of type 'str' could not be converted"),
+    (["env.image_size=big"], "error: env.image_size: Value 'big'"),
+    (["nosuchkey=3"], "error: nosuchkey: Key 'nosuchkey' not in 'CollectConfig'"),
+])
+def test_wrong_type_or_key_names_the_field_in_one_line(tmp_path, args, message):
+    proc = run(*args, f"hydra.run.dir={tmp_path}/out")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith(message), proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_hydra_flags_still_work():
+    proc = run("--cfg", "job", "episodes=7")
+    assert proc.returncode == 0, proc.stderr
+    assert "episodes: 7" in proc.stdout
 
 
 def test_dataset_of_another_size_and_corrupt_shards(tmp_path):

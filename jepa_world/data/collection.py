@@ -117,7 +117,9 @@ def shard_plan(missing: list[int], per_shard: int) -> Iterator[list[int]]:
         yield run
 
 
-def rollout_group(vec_env: gym.vector.VectorEnv, cfg: CollectConfig, ids: list[int]) -> list[Episode]:
+def rollout_group(
+    vec_env: gym.vector.VectorEnv, cfg: CollectConfig, ids: list[int]
+) -> list[Episode]:
     """Run one episode per id in lockstep (unused env slots run a throwaway episode)."""
     n, length = vec_env.num_envs, cfg.episode_length
     seeds = [cfg.seed + i for i in ids] + [cfg.seed + ids[0]] * (n - len(ids))

@@ -171,8 +171,8 @@ def scan_shards(root: Path, manifest: Manifest | None = None) -> list[EpisodeRef
                 frames = [f["episodes"][n]["pixels"].shape for n in names]
         except (OSError, KeyError) as exc:
             raise DatasetError(
-                f"shard {path} is corrupt or unreadable ({exc}); delete it and run "
-                "`python -m jepa_world.collect` with the same settings to collect its episodes again"
+                f"shard {path} is corrupt or unreadable ({exc}); delete it and run `python -m "
+                "jepa_world.collect` with the same settings to collect its episodes again"
             ) from exc
         expected = [f"{i:06d}" for i in range(first, last + 1)]
         if names != expected:
