@@ -1,30 +1,26 @@
-"""Load official V-JEPA / V-JEPA 2 / V-JEPA 2-AC checkpoints, and this project's own format.
+"""This project's checkpoint format, crash-safe writes, and the ``load_pretrained`` entry point.
 
-``load_pretrained(path)`` reads an official ``torch.save`` dict (keys ``encoder``,
-``target_encoder``, ``predictor``; weights prefixed ``module.backbone.``), a bare encoder state
-dict, or a directory written by :func:`save_pretrained` (``config.json`` + ``model.safetensors``).
+Model weights are stored as a folder written by :func:`save_model` / :func:`save_pretrained`:
+``config.json`` (the architecture, as plain JSON) + ``model.safetensors`` (the tensors). Both files
+are written to a temp file in the same folder, flushed to disk, then ``os.replace``-d over the
+target, so a crash never leaves a half-written file under the final name.
 
-What is read FROM THE TENSORS: encoder width, input channels, tubelet and patch size (Conv3d
-kernel), depth (block count), MLP width, qkv bias; predictor width, depth, MLP width, number of
-mask tokens; sin-cos vs RoPE (a predictor with ``predictor_pos_embed`` is V-JEPA, one without is
-V-JEPA 2, one with ``action_encoder`` is V-JEPA 2-AC); action/state sizes; for sin-cos models
-also ``uniform_power`` (by matching the stored table) and, when unambiguous, the grid.
+Resumable training state (optimizer moments, step counters, RNG states) holds more than tensors,
+so it is written with :func:`atomic_torch_save` and read back with :func:`load_training_state`,
+which uses ``torch.load(weights_only=True)``: plain containers, numbers, strings and tensors load;
+arbitrary pickled objects are refused rather than executed.
 
-What tensors cannot say: the number of attention heads, and the image size / clip length (a
-RoPE model has no table; a sin-cos table of N tokens fits several grids). These come from, in
-order: keyword overrides, a config (a dict or JSON path in the official constructor-argument
-layout ``{"encoder": {...}, "predictor": {...}, "ac_predictor": {...}, "layer_norm_eps": ...}``,
-or ``<checkpoint>.json`` / ``<checkpoint stem>_config.json`` next to the file), then the official
-defaults (heads by width: 1024 -> 16, 1280 -> 16, 1408 -> 22, ...; 224 px for sin-cos, 256 px for
-RoPE, 16 frames). Every default that was assumed is written to ``Pretrained.notes``.
+:func:`load_pretrained` accepts either this project's folders or the official V-JEPA / V-JEPA 2 /
+V-JEPA 2-AC ``torch.save`` files; the latter are handled by :mod:`jepa_world.official`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +29,6 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from jepa_world.models.positions import as_pair, sincos_3d_table
 from jepa_world.models.presets import (
     ACPredictorConfig,
     EncoderConfig,
@@ -41,15 +36,12 @@ from jepa_world.models.presets import (
     build_encoder,
     build_predictor,
     config_from_dict,
-    config_to_dict,
 )
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 OWN_FORMAT = "jepa_world"
-HEADS_BY_WIDTH = {192: 3, 384: 6, 768: 12, 1024: 16, 1280: 16, 1408: 22, 1664: 26}
-OVERRIDES = ("num_heads", "predictor_num_heads", "img_size", "num_frames", "use_extrinsics",
-             "pos_embed", "norm_eps")
+MODULE_NAMES = ("encoder", "target_encoder", "predictor")
 
 
 class CheckpointError(ValueError):
@@ -77,6 +69,91 @@ class Pretrained:
     config: dict[str, Any]
     notes: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Persist a rename in ``directory`` (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(target: Path, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp_path)`` on a temp file next to ``target``, fsync it, then rename it over
+    ``target``; the temp file is removed if anything fails."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_save_bytes(data: bytes, path: str | Path) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file + fsync + ``os.replace``).
+
+    Readers see either the previous file or the complete new one, never a partial write.
+    Parent folders are created. Returns ``path`` as a :class:`~pathlib.Path`.
+    """
+    path = Path(path)
+    _atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+    return path
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save(obj)`` to ``path`` atomically (temp file + fsync + ``os.replace``).
+
+    Meant for resumable training state; keep ``obj`` to what ``torch.load(weights_only=True)``
+    accepts (dicts, lists, tuples, numbers, strings, tensors, ``torch.Size``...) so that
+    :func:`load_training_state` can read it back. Returns ``path``.
+    """
+    path = Path(path)
+    _atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    return path
+
+
+def load_training_state(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+    """Read a file written by :func:`atomic_torch_save` with ``torch.load(weights_only=True)``.
+
+    Args:
+        path: the file.
+        map_location: where tensors are placed (default CPU; move them yourself afterwards).
+
+    Raises:
+        CheckpointError: the file is missing, truncated/corrupt, or holds objects that are not
+            allowed under ``weights_only=True``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such training-state file")
+    return torch_load_weights_only(path, map_location)
+
+
+def torch_load_weights_only(path: Path, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``; any failure becomes a one-line CheckpointError."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # corrupt zip, truncated pickle, disallowed globals, ...
+        first_line = str(err).splitlines()[0] if str(err) else ""
+        raise CheckpointError(
+            f"{path}: not a readable PyTorch checkpoint (torch.load with weights_only=True "
+            f"failed: {type(err).__name__}: {first_line})"
+        ) from err
 
 
 # --------------------------------------------------------------------------- own format
@@ -110,22 +187,11 @@ def load_model(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
 
 def save_pretrained(pretrained: Pretrained, directory: str | Path) -> Path:
     """Save a :class:`Pretrained` bundle in this project's format."""
-    parts = {k: getattr(pretrained, k) for k in ("encoder", "target_encoder", "predictor")}
+    parts = {k: getattr(pretrained, k) for k in MODULE_NAMES}
     bundle = nn.ModuleDict({k: m for k, m in parts.items() if m is not None})
     config = dict(pretrained.config, format=OWN_FORMAT, version=1,
                   has_target_encoder=pretrained.target_encoder is not None)
     return save_model(bundle, config, directory)
-
-
-def _atomic_write(target: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _load_own(directory: Path) -> Pretrained:
@@ -141,7 +207,7 @@ def _load_own(directory: Path) -> Pretrained:
             else None
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{directory / CONFIG_FILE}: invalid model config ({err})") from err
-    built: dict[str, nn.Module | None] = dict.fromkeys(("encoder", "target_encoder", "predictor"))
+    built: dict[str, nn.Module | None] = dict.fromkeys(MODULE_NAMES)
     for name in built:
         cfg = pred_cfg if name == "predictor" else enc_cfg
         prefix = f"{name}."
@@ -149,11 +215,11 @@ def _load_own(directory: Path) -> Pretrained:
             continue
         module = build_predictor(cfg) if name == "predictor" else build_encoder(cfg)
         part = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-        _load_strict(module, part, f"{directory}[{name}]", {}, notes)
+        load_strict(module, part, f"{directory}[{name}]", {}, notes)
         built[name] = module
     stray = [k for k in tensors if k.split(".", 1)[0] not in {n for n, m in built.items() if m}]
     if stray:
-        raise CheckpointError(f"{directory}: unexpected tensors {_short(stray)}")
+        raise CheckpointError(f"{directory}: unexpected tensors {short_list(stray)}")
     return Pretrained(**built, format=OWN_FORMAT, config=config, notes=notes)
 
 
@@ -168,7 +234,8 @@ def load_pretrained(
     Args:
         path: official ``.pt`` file, bare encoder state dict, or a folder written by
             :func:`save_pretrained`.
-        config: optional official constructor arguments (dict or JSON path), see module doc.
+        config: optional official constructor arguments (dict or JSON path); see
+            :mod:`jepa_world.official`. Ignored for this project's folders.
         **overrides: ``num_heads``, ``predictor_num_heads``, ``img_size``, ``num_frames``,
             ``use_extrinsics``, ``pos_embed`` (``"rope"``/``"sincos"``, bare encoders only),
             ``norm_eps``.
@@ -177,292 +244,33 @@ def load_pretrained(
         CheckpointError: unreadable/corrupt file, unknown layout, missing or unexpected keys,
             shape mismatches, or architecture values that cannot be determined.
     """
-    unknown = sorted(set(overrides) - set(OVERRIDES))
-    if unknown:
-        raise TypeError(f"unknown overrides {unknown}; allowed: {list(OVERRIDES)}")
+    # Imported here: jepa_world.official builds on this module (CheckpointError, Pretrained).
+    from jepa_world.official import check_overrides, load_official
+
+    check_overrides(overrides)
     path = Path(path)
     if path.is_dir():
         if (path / CONFIG_FILE).exists() and (path / WEIGHTS_FILE).exists():
             return _load_own(path)
         raise CheckpointError(f"{path}: folder without {CONFIG_FILE} + {WEIGHTS_FILE}")
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    official_cfg = _read_config(path, config)
-    parts, metadata = _split_checkpoint(path, _torch_load(path))
-    notes: list[str] = []
-    ctx = _Context(path, official_cfg, overrides, notes)
-    return _build_official(ctx, parts, metadata)
+    return load_official(path, config, **overrides)
 
 
-@dataclass
-class _Context:
-    path: Path
-    cfg: dict[str, Any]
-    overrides: dict[str, Any]
-    notes: list[str]
-
-    def section(self, name: str) -> dict[str, Any]:
-        value = self.cfg.get(name) or {}
-        return value if isinstance(value, dict) else {}
-
-    def pick(self, key: str, section: str, cfg_key: str | None = None) -> Any:
-        if self.overrides.get(key) is not None:
-            return self.overrides[key]
-        return self.section(section).get(cfg_key or key)
-
-    def fail(self, message: str) -> CheckpointError:
-        return CheckpointError(f"{self.path}: {message}")
+# --------------------------------------------------------------------------- shared helpers
 
 
-def _torch_load(path: Path) -> Any:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # corrupt zip, truncated pickle, disallowed globals, ...
-        raise CheckpointError(
-            f"{path}: not a readable PyTorch checkpoint (torch.load with weights_only=True "
-            f"failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
-        ) from err
+def load_strict(module: nn.Module, state: dict[str, torch.Tensor], where: str,
+                harmless: dict[str, str], notes: list[str]) -> None:
+    """Load ``state`` into ``module``; raise listing missing/unexpected/mis-shaped keys.
 
-
-def _read_config(path: Path, config: dict[str, Any] | str | Path | None) -> dict[str, Any]:
-    if isinstance(config, dict):
-        return config
-    candidates = [Path(config)] if config is not None else [
-        path.with_suffix(".json"), path.with_name(f"{path.stem}_config.json")]
-    for candidate in candidates:
-        if candidate.is_file():
-            try:
-                data = json.loads(candidate.read_text())
-            except ValueError as err:
-                raise CheckpointError(f"{candidate}: invalid JSON config ({err})") from err
-            if not isinstance(data, dict):
-                raise CheckpointError(f"{candidate}: config must be a JSON object")
-            return data
-    if config is not None:
-        raise CheckpointError(f"{config}: config file not found")
-    return {}
-
-
-def _strip(state: dict[str, Any], path: Path, name: str) -> dict[str, torch.Tensor]:
-    out = {}
-    for key, value in state.items():
-        if not isinstance(value, torch.Tensor):
-            raise CheckpointError(f"{path}: entry {name}[{key!r}] is not a tensor")
-        out[re.sub(r"^(module\.|backbone\.)+", "", key)] = value
-    return out
-
-
-def _split_checkpoint(path: Path, obj: Any) -> tuple[dict[str, dict], dict[str, Any]]:
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"{path}: expected a dict, found {type(obj).__name__}")
-    names = ("encoder", "target_encoder", "predictor")
-    if any(isinstance(obj.get(n), dict) for n in names):
-        parts = {n: _strip(obj[n], path, n) for n in names if isinstance(obj.get(n), dict)}
-        metadata = {k: v for k, v in obj.items() if k not in names and not isinstance(v, dict)}
-        return parts, metadata
-    if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        flat = _strip(obj, path, "state_dict")
-        if "patch_embed.proj.weight" in flat:
-            return {"encoder": flat}, {}
-    raise CheckpointError(
-        f"{path}: not a V-JEPA checkpoint: expected 'encoder'/'target_encoder'/'predictor' "
-        f"weight dicts or an encoder state dict, found keys {_short(list(obj)[:10])}"
-    )
-
-
-# --------------------------------------------------------------------------- inference
-
-
-def _count(state: dict[str, torch.Tensor], prefix: str) -> int:
-    pattern = re.compile(rf"^{re.escape(prefix)}\.(\d+)(\.|$)")
-    found = {int(m.group(1)) for k in state if (m := pattern.match(k))}
-    return max(found) + 1 if found else 0
-
-
-def _require(ctx: _Context, state: dict[str, torch.Tensor], key: str, part: str) -> torch.Tensor:
-    if key not in state:
-        raise ctx.fail(f"{part} weights lack {key!r}; keys start {_short(list(state)[:8])}")
-    return state[key]
-
-
-def _heads(ctx: _Context, value: Any, width: int, what: str, fallback: int | None) -> int:
-    if value is None:
-        value = fallback if fallback is not None else HEADS_BY_WIDTH.get(width)
-        if value is None or width % value:
-            raise ctx.fail(f"cannot infer {what} heads for width {width}; pass a config or "
-                           f"{'num_heads' if what == 'encoder' else 'predictor_num_heads'}=")
-        ctx.notes.append(f"{what} num_heads={value} assumed (not stored in tensors)")
-    if width % int(value):
-        raise ctx.fail(f"{what} width {width} is not divisible by num_heads={value}")
-    return int(value)
-
-
-def _grid_guess(ctx: _Context, table: torch.Tensor | None, patch: int, tub: int, rope: bool):
-    img, frames = ctx.pick("img_size", "encoder"), ctx.pick("num_frames", "encoder")
-    if img is not None and frames is not None:
-        return img, frames
-    n = table.shape[1] if table is not None else None
-    defaults = (256, 224, 384) if rope else (224, 256, 384)
-    cand_frames = frames or 16
-    for cand_img in [img] if img is not None else defaults:
-        h, w = as_pair(cand_img)
-        if n is None or (cand_frames // tub) * (h // patch) * (w // patch) == n:
-            ctx.notes.append(f"img_size={cand_img}, num_frames={cand_frames} assumed "
-                             "(official defaults); pass a config to be sure")
-            return cand_img, cand_frames
-    raise ctx.fail(f"cannot infer img_size/num_frames from a position table of {n} tokens; "
-                   "pass config=... or img_size=..., num_frames=...")
-
-
-def _uniform_power(ctx, table: torch.Tensor | None, grid: tuple[int, int, int], sec: str) -> bool:
-    configured = ctx.section(sec).get("uniform_power")
-    if table is None:
-        return bool(configured)
-    for flag in (True, False):
-        ref = sincos_3d_table(table.shape[-1], *grid, uniform_power=flag)
-        if ref.shape == table.shape[1:] and torch.allclose(ref, table[0].float(), atol=1e-5):
-            return flag
-    ctx.notes.append(f"{sec} position table is not a standard sin-cos table; loaded as stored")
-    return bool(configured)
-
-
-def _encoder_config(ctx: _Context, state: dict[str, torch.Tensor], rope: bool) -> EncoderConfig:
-    w = _require(ctx, state, "patch_embed.proj.weight", "encoder")
-    if w.dim() != 5:
-        raise ctx.fail(f"patch_embed.proj.weight is {tuple(w.shape)}; only Conv3d tubelet "
-                       "embeddings [D, C, t, p, p] are supported")
-    if "blocks.0.mlp.fc3.weight" in state:
-        raise ctx.fail("SwiGLU MLP blocks (use_silu=True) are not supported")
-    width, chans, tub, patch = w.shape[0], w.shape[1], w.shape[2], w.shape[3]
-    sec = ctx.section("encoder")
-    for key, value in (("embed_dim", width), ("patch_size", patch), ("tubelet_size", tub),
-                       ("depth", _count(state, "blocks"))):
-        if sec.get(key) is not None and sec[key] != value:
-            raise ctx.fail(f"config says encoder {key}={sec[key]} but the tensors give {value}")
-    table = state.get("pos_embed")
-    img, frames = _grid_guess(ctx, table, patch, tub, rope)
-    img = tuple(img) if isinstance(img, (list, tuple)) else int(img)
-    grid = (frames // tub, as_pair(img)[0] // patch, as_pair(img)[1] // patch)
-    if not rope and table is not None and table.shape[1] != grid[0] * grid[1] * grid[2]:
-        raise ctx.fail(f"pos_embed has {table.shape[1]} tokens, grid {grid} needs "
-                       f"{grid[0] * grid[1] * grid[2]}")
-    return EncoderConfig(
-        img_size=img, patch_size=patch, num_frames=frames, tubelet_size=tub, in_chans=chans,
-        embed_dim=width, depth=_count(state, "blocks"),
-        num_heads=_heads(ctx, ctx.pick("num_heads", "encoder"), width, "encoder", None),
-        mlp_hidden_dim=_require(ctx, state, "blocks.0.mlp.fc1.weight", "encoder").shape[0],
-        qkv_bias="blocks.0.attn.qkv.bias" in state, pos_embed="rope" if rope else "sincos",
-        uniform_power=_uniform_power(ctx, None if rope else table, grid, "encoder"),
-        norm_eps=_norm_eps(ctx),
-    )
-
-
-def _norm_eps(ctx: _Context) -> float:
-    return float(ctx.overrides.get("norm_eps") or ctx.cfg.get("layer_norm_eps") or 1e-6)
-
-
-def _predictor_config(ctx, state, enc: EncoderConfig, rope: bool) -> PredictorConfig:
-    embed = _require(ctx, state, "predictor_embed.weight", "predictor")
-    if embed.shape[1] != enc.embed_dim:
-        raise ctx.fail(f"predictor input width {embed.shape[1]} != encoder width {enc.embed_dim}")
-    num_mask = _count(state, "mask_tokens")
-    if num_mask == 0:
-        raise ctx.fail("predictor has no mask_tokens (diffusion variant): not supported")
-    dim = embed.shape[0]
-    fallback = 12 if rope and dim == 384 else enc.num_heads
-    heads = _heads(ctx, ctx.pick("predictor_num_heads", "predictor", "num_heads"), dim,
-                   "predictor", fallback)
-    grid = dict(img_size=enc.img_size, patch_size=enc.patch_size, num_frames=enc.num_frames,
-                tubelet_size=enc.tubelet_size)
-    img_h, img_w = as_pair(enc.img_size)
-    pgrid = (enc.num_frames // enc.tubelet_size, img_h // enc.patch_size, img_w // enc.patch_size)
-    return PredictorConfig(
-        **grid, embed_dim=enc.embed_dim, predictor_dim=dim,
-        depth=_count(state, "predictor_blocks"), num_heads=heads,
-        mlp_hidden_dim=_require(ctx, state, "predictor_blocks.0.mlp.fc1.weight", "predictor")
-        .shape[0], qkv_bias="predictor_blocks.0.attn.qkv.bias" in state,
-        num_mask_tokens=num_mask, pos_embed="rope" if rope else "sincos",
-        uniform_power=_uniform_power(ctx, state.get("predictor_pos_embed"), pgrid, "predictor"),
-        norm_eps=_norm_eps(ctx),
-    )
-
-
-def _ac_config(ctx, state, enc: EncoderConfig) -> ACPredictorConfig:
-    embed = _require(ctx, state, "predictor_embed.weight", "predictor")
-    dim, sec = embed.shape[0], ctx.section("ac_predictor")
-    use_ext = ctx.overrides.get("use_extrinsics")
-    use_ext = bool(sec.get("use_extrinsics", False)) if use_ext is None else bool(use_ext)
-    heads = ctx.overrides.get("predictor_num_heads") or sec.get("num_heads")
-    ext = state.get("extrinsics_encoder.weight")
-    return ACPredictorConfig(
-        img_size=ctx.pick("img_size", "ac_predictor") or enc.img_size,
-        patch_size=sec.get("patch_size") or enc.patch_size,
-        num_frames=ctx.pick("num_frames", "ac_predictor") or enc.num_frames,
-        tubelet_size=sec.get("tubelet_size") or enc.tubelet_size,
-        embed_dim=embed.shape[1], predictor_dim=dim,
-        depth=_count(state, "predictor_blocks"),
-        num_heads=_heads(ctx, heads, dim, "AC predictor", 16 if dim == 1024 else enc.num_heads),
-        mlp_hidden_dim=_require(ctx, state, "predictor_blocks.0.mlp.fc1.weight", "predictor")
-        .shape[0], qkv_bias="predictor_blocks.0.attn.qkv.bias" in state,
-        action_dim=state["action_encoder.weight"].shape[1],
-        state_dim=_require(ctx, state, "state_encoder.weight", "predictor").shape[1],
-        use_extrinsics=use_ext,
-        extrinsics_dim=ext.shape[1] if ext is not None else 6,
-        is_frame_causal=bool(sec.get("is_frame_causal", True)), norm_eps=_norm_eps(ctx),
-    )
-
-
-# --------------------------------------------------------------------------- building
-
-
-def _build_official(ctx: _Context, parts: dict[str, dict], metadata: dict) -> Pretrained:
-    pred_state = parts.get("predictor")
-    enc_state = parts.get("encoder") or parts.get("target_encoder")
-    if enc_state is None:
-        raise ctx.fail("no encoder weights ('encoder' or 'target_encoder') to size the model")
-    if pred_state is not None and "action_encoder.weight" in pred_state:
-        fmt, rope = "vjepa2_ac", True
-    elif pred_state is not None:
-        rope = "predictor_pos_embed" not in pred_state
-        fmt = "vjepa2" if rope else "vjepa1"
-    else:
-        choice = ctx.overrides.get("pos_embed")
-        if choice is None:
-            choice = "rope" if ctx.section("encoder").get("use_rope") else (
-                "sincos" if "pos_embed" in enc_state else "rope")
-            ctx.notes.append(f"encoder-only checkpoint: pos_embed={choice!r} assumed")
-        fmt, rope = "encoder", choice == "rope"
-
-    enc_cfg = _encoder_config(ctx, enc_state, rope)
-    harmless = {"pos_embed": "unused pos_embed of a RoPE checkpoint ignored"} if rope else {}
-    modules: dict[str, nn.Module | None] = {"encoder": None, "target_encoder": None}
-    for name in modules:
-        if name in parts:
-            modules[name] = build_encoder(enc_cfg)
-            _load_strict(modules[name], parts[name], f"{ctx.path}[{name}]", harmless, ctx.notes)
-
-    predictor, pred_cfg, pred_type = None, None, None
-    if pred_state is not None:
-        if fmt == "vjepa2_ac":
-            pred_cfg, pred_type = _ac_config(ctx, pred_state, enc_cfg), "ac"
-            harmless = {} if pred_cfg.use_extrinsics else {
-                "extrinsics_encoder.weight": "unused extrinsics_encoder (use_extrinsics=False)",
-                "extrinsics_encoder.bias": "unused extrinsics_encoder (use_extrinsics=False)"}
-        else:
-            pred_cfg, pred_type, harmless = _predictor_config(ctx, pred_state, enc_cfg, rope), \
-                "masked", {}
-        predictor = build_predictor(pred_cfg)
-        _load_strict(predictor, pred_state, f"{ctx.path}[predictor]", harmless, ctx.notes)
-
-    config = {"encoder": config_to_dict(enc_cfg), "predictor_type": pred_type,
-              "predictor": config_to_dict(pred_cfg) if pred_cfg is not None else None}
-    return Pretrained(modules["encoder"], modules["target_encoder"], predictor, fmt, config,
-                      ctx.notes, metadata)
-
-
-def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], where: str,
-                 harmless: dict[str, str], notes: list[str]) -> None:
-    """Load ``state`` into ``module``; raise listing missing/unexpected/mis-shaped keys."""
+    Args:
+        module: the freshly built module.
+        state: tensors to load (names as in ``module.state_dict()``).
+        where: prefix for messages, e.g. ``"ckpt.pt[encoder]"``.
+        harmless: ``{key: reason}`` for checkpoint keys the module does not have and that may be
+            dropped (a note with the reason is appended to ``notes`` once).
+        notes: list collecting such notes.
+    """
     expected = module.state_dict()
     state = dict(state)
     for key, reason in harmless.items():
@@ -477,17 +285,18 @@ def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], where: str,
               for k, v in expected.items() if k in state and state[k].shape != v.shape]
     problems = []
     if missing:
-        problems.append(f"missing keys {_short(missing)}")
+        problems.append(f"missing keys {short_list(missing)}")
     if unexpected:
-        problems.append(f"unexpected keys {_short(unexpected)}")
+        problems.append(f"unexpected keys {short_list(unexpected)}")
     if shapes:
-        problems.append(f"shape mismatches {_short(shapes)}")
+        problems.append(f"shape mismatches {short_list(shapes)}")
     if problems:
         raise CheckpointError(f"{where}: " + "; ".join(problems))
     module.load_state_dict(state, strict=True)
 
 
-def _short(items: list[str], limit: int = 12) -> str:
+def short_list(items: list[str], limit: int = 12) -> str:
+    """``"['a', 'b', ...] (n)"``: the first ``limit`` items of a long list, for messages."""
     shown = ", ".join(repr(i) for i in items[:limit])
     return f"[{shown}{', ...' if len(items) > limit else ''}] ({len(items)})"
 
@@ -495,8 +304,11 @@ def _short(items: list[str], limit: int = 12) -> str:
 __all__ = [
     "CheckpointError",
     "Pretrained",
+    "atomic_save_bytes",
+    "atomic_torch_save",
     "load_model",
     "load_pretrained",
+    "load_training_state",
     "save_model",
     "save_pretrained",
 ]

@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
+export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # Headless OpenGL for MuJoCo: Mesa EGL (the default on CPU machines) and OSMesa (fallback).
 GL_PACKAGES=(libegl1 libopengl0 libgl1-mesa-dri libosmesa6)

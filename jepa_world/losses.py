@@ -1,0 +1,129 @@
+"""Training losses: V-JEPA's feature-prediction loss and a VideoMAE-style pixel loss.
+
+All functions are pure (no state, no randomness). Token tensors are ``[B, N, D]`` in the
+encoder's token order (time-major, then rows, then columns); index tensors ``[B, K]`` pick
+tokens from them, e.g. the ``targets`` of :func:`jepa_world.masks.sample_multiblock_masks`.
+
+Non-finite inputs are not checked here (that would force a device sync every step): a NaN or
+inf anywhere in the inputs makes the loss NaN/inf, so test ``torch.isfinite(loss)`` in the
+training loop.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+
+def gather_tokens(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Pick tokens per sample: ``x`` ``[B, N, D]``, ``idx`` ``[B, K]`` int -> ``[B, K, D]``.
+
+    Raises:
+        ValueError: wrong ranks, batch sizes that differ, or indices outside ``[0, N)``.
+    """
+    if x.dim() != 3 or idx.dim() != 2 or idx.shape[0] != x.shape[0]:
+        raise ValueError(f"expected x [B, N, D] and idx [B, K], got {tuple(x.shape)} and "
+                         f"{tuple(idx.shape)}")
+    if idx.is_floating_point() or idx.is_complex() or idx.dtype == torch.bool:
+        raise ValueError("idx must hold integer token indices")
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= x.shape[1]):
+        raise ValueError(f"idx holds values outside [0, {x.shape[1]})")
+    index = idx.long().to(x.device)
+    return torch.gather(x, 1, index[..., None].expand(-1, -1, x.shape[-1]))
+
+
+def _masked_targets(
+    predictions: torch.Tensor, targets: torch.Tensor, index: torch.Tensor | None
+) -> torch.Tensor:
+    """``targets`` (gathered at ``index`` if given), checked to match ``predictions``."""
+    if index is not None:
+        targets = gather_tokens(targets, index)
+    if predictions.dim() != 3 or predictions.shape != targets.shape:
+        raise ValueError(f"predictions {tuple(predictions.shape)} and targets "
+                         f"{tuple(targets.shape)} must both be [B, M, D]")
+    return targets
+
+
+def jepa_loss(
+    predictions: torch.Tensor, targets: torch.Tensor, index: torch.Tensor | None = None
+) -> torch.Tensor:
+    """V-JEPA loss: mean absolute error to layer-normalised target features.
+
+    ``loss = mean |predictions - layer_norm(targets)|`` where ``layer_norm`` standardises each
+    token over its ``D`` features (no affine parameters, eps 1e-5) and the mean runs over
+    ``B * M * D``. The targets are detached (stop-gradient: the target encoder is updated by EMA,
+    never by this loss). With several mask types, average the per-type losses.
+
+    Args:
+        predictions: ``[B, M, D]`` predictor outputs for the masked tokens.
+        targets: target-encoder features, either already gathered at the same ``M`` masked
+            positions (``[B, M, D]``, same order as ``predictions``) or for the whole clip
+            (``[B, N, D]``) together with ``index``.
+        index: optional ``[B, M]`` token indices used to gather ``targets`` (the predictor's
+            ``masks_y``). Normalising per token commutes with gathering, so either order works.
+
+    Returns:
+        Scalar loss tensor.
+    """
+    targets = _masked_targets(predictions, targets, index).detach()
+    normed = F.layer_norm(targets, (targets.shape[-1],))
+    return (predictions - normed).abs().mean()
+
+
+def pixel_targets(
+    video: torch.Tensor, tubelet: int, patch: int, normalize: bool = True, eps: float = 1e-6
+) -> torch.Tensor:
+    """Per-tubelet pixel targets, VideoMAE style.
+
+    Each ``tubelet x patch x patch`` block of the clip becomes one token, in the encoder's order.
+    With ``normalize`` each token is standardised on its own, channel by channel: minus the mean
+    of its ``tubelet * patch * patch`` pixels, divided by their (unbiased) std + ``eps``.
+
+    Args:
+        video: ``[B, C, T, H, W]`` with ``T % tubelet == H % patch == W % patch == 0``.
+        tubelet: frames per token.
+        patch: pixels per token side.
+        normalize: standardise each token (True) or return raw pixels.
+        eps: added to the std.
+
+    Returns:
+        ``[B, N, tubelet * patch * patch * C]`` with ``N = T/tubelet * H/patch * W/patch``;
+        features ordered (frame, row, column, channel), channel fastest.
+    """
+    if video.dim() != 5:
+        raise ValueError(f"video must be [B, C, T, H, W], got {tuple(video.shape)}")
+    _, _, frames, height, width = video.shape
+    if frames % tubelet or height % patch or width % patch:
+        raise ValueError(f"video {tuple(video.shape)} is not divisible into {tubelet} x "
+                         f"{patch} x {patch} tubelets")
+    if normalize and tubelet * patch * patch < 2:
+        raise ValueError("normalize needs at least 2 pixels per tubelet")
+    tokens = rearrange(video, "b c (t pt) (h ph) (w pw) -> b (t h w) (pt ph pw) c",
+                       pt=tubelet, ph=patch, pw=patch)
+    if normalize:
+        mean = tokens.mean(dim=-2, keepdim=True)
+        std = tokens.var(dim=-2, unbiased=True, keepdim=True).sqrt()
+        tokens = (tokens - mean) / (std + eps)
+    return rearrange(tokens, "b n p c -> b n (p c)")
+
+
+def pixel_loss(
+    predictions: torch.Tensor, targets: torch.Tensor, index: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean squared error on the masked tubelets (VideoMAE's reconstruction loss).
+
+    Args:
+        predictions: ``[B, M, F]`` predicted pixels of the masked tokens.
+        targets: :func:`pixel_targets` output, either already gathered (``[B, M, F]``) or for
+            every token (``[B, N, F]``) with ``index``.
+        index: optional ``[B, M]`` indices of the masked tokens, to gather ``targets``.
+
+    Returns:
+        Scalar loss tensor (mean over ``B * M * F``); targets are detached.
+    """
+    targets = _masked_targets(predictions, targets, index).detach()
+    return F.mse_loss(predictions, targets)
+
+
+__all__ = ["gather_tokens", "jepa_loss", "pixel_loss", "pixel_targets"]
