@@ -16,11 +16,7 @@ V-JEPA 2-AC ``torch.save`` files; the latter are handled by :mod:`jepa_world.off
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +25,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from jepa_world.atomic import atomic_write, atomic_write_bytes
+from jepa_world.errors import JepaWorldError
 from jepa_world.models.presets import (
     ACPredictorConfig,
     EncoderConfig,
@@ -44,7 +42,7 @@ OWN_FORMAT = "jepa_world"
 MODULE_NAMES = ("encoder", "target_encoder", "predictor")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(JepaWorldError, ValueError):
     """A file is not a loadable checkpoint, or its tensors do not fit the model."""
 
 
@@ -74,45 +72,13 @@ class Pretrained:
 # --------------------------------------------------------------------------- atomic writes
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Persist a rename in ``directory`` (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(target: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` on a temp file next to ``target``, fsync it, then rename it over
-    ``target``; the temp file is removed if anything fails."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def atomic_save_bytes(data: bytes, path: str | Path) -> Path:
     """Write ``data`` to ``path`` atomically (temp file + fsync + ``os.replace``).
 
     Readers see either the previous file or the complete new one, never a partial write.
     Parent folders are created. Returns ``path`` as a :class:`~pathlib.Path`.
     """
-    path = Path(path)
-    _atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
-    return path
+    return atomic_write_bytes(path, data)
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
@@ -123,7 +89,7 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     :func:`load_training_state` can read it back. Returns ``path``.
     """
     path = Path(path)
-    _atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
     return path
 
 
@@ -165,9 +131,9 @@ def save_model(module: nn.Module, config: dict[str, Any], directory: str | Path)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    _atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp))
+    atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp))
     text = json.dumps(config, indent=1, sort_keys=True)
-    _atomic_write(directory / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text))
+    atomic_write(directory / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text))
     return directory
 
 

@@ -129,7 +129,7 @@ def test_resume_after_a_killed_collection(tmp_path):
     resumed = run_collect(root, tmp_path)
     _, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
-    assert not list(root.glob("*.partial"))
+    assert not list(root.glob(".*.tmp"))
     after = dataset_contents(root)
     assert sorted(after) == list(range(12))
     assert len({ep["seed"] for ep in after.values()}) == 12  # no duplicated seeds

@@ -22,7 +22,6 @@ episode ids it holds are in its name, and resuming collects only the ids no shar
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,12 +30,13 @@ from typing import Any
 import h5py
 import numpy as np
 
+from jepa_world.atomic import atomic_write
 from jepa_world.errors import DatasetError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 _SHARD_RE = re.compile(r"^shard-(\d{6})-(\d{6})\.h5$")
-_TMP_SUFFIX = ".partial"
+_PARTIAL_GLOB = ".*.tmp"  # temporary names of jepa_world.atomic.atomic_write
 # Fields that must agree between a dataset on disk and a collection that would add to it.
 _IDENTITY_FIELDS = ("format_version", "env_id", "env_kwargs", "image_size", "episode_length",
                     "action_low", "action_high", "policy", "seed")
@@ -71,7 +71,8 @@ class Manifest:
                 for k in _IDENTITY_FIELDS if mine[k] != theirs[k]]
 
     def save(self, root: Path) -> None:
-        atomic_write_text(root / MANIFEST, json.dumps(asdict(self), indent=2) + "\n")
+        text = json.dumps(asdict(self), indent=2) + "\n"
+        atomic_write(root / MANIFEST, lambda tmp: Path(tmp).write_text(text))
 
     @classmethod
     def load(cls, root: Path) -> Manifest:
@@ -100,12 +101,6 @@ class Episode:
     desired_goal: np.ndarray
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + _TMP_SUFFIX)
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def shard_name(first: int, last: int) -> str:
     return f"shard-{first:06d}-{last:06d}.h5"
 
@@ -116,8 +111,12 @@ def write_shard(root: Path, episodes: list[Episode]) -> Path:
     if not ids or ids != list(range(ids[0], ids[0] + len(ids))):
         raise ValueError(f"a shard holds consecutive episode ids, got {ids}")
     path = Path(root) / shard_name(ids[0], ids[-1])
-    tmp = path.with_name(path.name + _TMP_SUFFIX)
-    with h5py.File(tmp, "w") as f:
+    atomic_write(path, lambda tmp: _write_episodes(tmp, episodes))
+    return path
+
+
+def _write_episodes(path: str, episodes: list[Episode]) -> None:
+    with h5py.File(path, "w") as f:
         f.attrs["format_version"] = FORMAT_VERSION
         group = f.create_group("episodes")
         for ep in episodes:
@@ -129,15 +128,11 @@ def write_shard(root: Path, episodes: list[Episode]) -> Path:
             g.create_dataset("sim_state", data=ep.sim_state.astype(np.float64))
             g.attrs["seed"] = ep.seed
             g.attrs["desired_goal"] = ep.desired_goal
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
 
 
 def remove_partial_files(root: Path) -> list[Path]:
     """Delete temporary files left by an interrupted collection; return what was removed."""
-    stale = sorted(Path(root).glob(f"*{_TMP_SUFFIX}"))
+    stale = sorted(Path(root).glob(_PARTIAL_GLOB))
     for path in stale:
         path.unlink()
     return stale

@@ -1,0 +1,49 @@
+"""Atomic file writes: readers see the old file or the complete new one, never a partial write."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def fsync_dir(directory: Path) -> None:
+    """Persist a rename in ``directory`` (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(target: str | Path, write: Callable[[str], None]) -> Path:
+    """Call ``write(tmp_path)`` on a temp file next to ``target``, fsync it, rename it over
+    ``target``; the temp file is removed if anything fails. Parent folders are created."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+        fsync_dir(target.parent)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return target
+
+
+def atomic_write_text(target: str | Path, text: str) -> Path:
+    return atomic_write(target, lambda tmp: Path(tmp).write_text(text))
+
+
+def atomic_write_bytes(target: str | Path, data: bytes) -> Path:
+    return atomic_write(target, lambda tmp: Path(tmp).write_bytes(data))
