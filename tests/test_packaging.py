@@ -27,6 +27,9 @@ def test_wheel_layout(wheel):
                      "jepa_world/configs/policy/uniform.yaml", "jepa_world/envs/assets/reach.xml",
                      "jepa_world/envs/reach.py", "jepa_world/planners/__init__.py"]:
         assert required in names
+    # Every subpackage of the source tree is installed (pyproject lists them explicitly).
+    for init in (REPO / "jepa_world").rglob("__init__.py"):
+        assert str(init.relative_to(REPO)) in names, f"{init.parent} missing from pyproject"
     top_level = {n.split("/")[0] for n in names if not n.startswith("jepa_world-")}
     assert top_level == {"jepa_world"}  # no bare `envs` or `planners` to collide with
 
