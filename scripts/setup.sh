@@ -36,6 +36,6 @@ fi
 stamp=".setup-stamp"
 want="$("$PY" -c 'import sys; print(sys.executable)') $(sha256sum pyproject.toml | cut -c1-16) $PWD"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! "$PY" -c "import jepa_world" >/dev/null 2>&1; then
-  "$PY" -m pip install -q -e ".[dev]"
+  "$PY" -m pip install -q -e ".[dev,video]"
   echo "$want" > "$stamp"
 fi
