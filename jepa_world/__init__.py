@@ -18,6 +18,8 @@ _LAZY = {
     "load_pretrained": "jepa_world.checkpoints",
     "Pretrained": "jepa_world.checkpoints",
     "WindowDataset": "jepa_world.data.windows",
+    "WorldModel": "jepa_world.world_model",
+    "WorldModelConfig": "jepa_world.world_model",
 }
 
 

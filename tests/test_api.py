@@ -21,10 +21,11 @@ def test_import_registers_envs_without_loading_torch_or_mujoco():
 
 
 def test_lazy_public_names():
-    from jepa_world import WindowDataset, load_pretrained
+    from jepa_world import WindowDataset, WorldModel, load_pretrained
     from jepa_world.checkpoints import load_pretrained as direct
 
     assert load_pretrained is direct and WindowDataset.__name__ == "WindowDataset"
-    assert {"load_pretrained", "WindowDataset"} <= set(dir(jepa_world))
+    assert WorldModel.__module__ == "jepa_world.world_model"
+    assert {"load_pretrained", "WindowDataset", "WorldModel"} <= set(dir(jepa_world))
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         jepa_world.nope  # noqa: B018

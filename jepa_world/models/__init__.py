@@ -3,6 +3,7 @@
 from jepa_world.models.ac_predictor import ACPredictor, frame_causal_mask
 from jepa_world.models.attention import MLP, Attention, Block
 from jepa_world.models.encoder import VideoViT
+from jepa_world.models.pooling import AttentivePooler, PoolerConfig
 from jepa_world.models.predictor import MaskedPredictor
 from jepa_world.models.presets import (
     PRESETS,
@@ -19,11 +20,13 @@ __all__ = [
     "ACPredictor",
     "ACPredictorConfig",
     "Attention",
+    "AttentivePooler",
     "Block",
     "EncoderConfig",
     "MLP",
     "MaskedPredictor",
     "PRESETS",
+    "PoolerConfig",
     "PredictorConfig",
     "Preset",
     "VideoViT",

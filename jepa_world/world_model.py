@@ -1,0 +1,444 @@
+"""Action-conditioned latent world model: frozen V-JEPA encoder + AC predictor (+ pooler).
+
+    from jepa_world.world_model import WorldModel
+    wm = WorldModel.from_pretrained("runs/reach/world_model")      # or WorldModel(config)
+    z = wm.encode(frames)                                           # [B, T, N, D]
+    with torch.no_grad():
+        pred = wm.rollout(z, candidates, proprio)                   # [B, S, H, N, D]
+    energy = wm.cost(pred[:, :, -1], goal_latents)                  # [B, S]
+
+Latents are ``N`` tokens of width ``D`` a frame: the encoder's ``H' W'`` patch tokens, or the
+``K`` tokens of an :class:`~jepa_world.models.pooling.AttentivePooler` (compact latents: planning
+cost no longer grows with the patch count; the predictor sees them as a ``1 x K`` RoPE grid).
+A step's action is ``frameskip`` env actions concatenated (``A' = frameskip * action_dim``, as
+``WindowDataset`` gives them); ``proprio`` feeds V-JEPA 2-AC's state token (a zero state of width 1
+when ``proprio_dim == 0``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from jepa_world.checkpoints import CheckpointError, load_model, load_pretrained, load_strict
+from jepa_world.checkpoints import save_model as _save_model
+from jepa_world.models.ac_predictor import ACPredictor
+from jepa_world.models.pooling import AttentivePooler, PoolerConfig
+from jepa_world.models.positions import as_pair
+from jepa_world.models.presets import (
+    ACPredictorConfig,
+    EncoderConfig,
+    build_encoder,
+    build_predictor,
+    config_from_dict,
+)
+from jepa_world.official import OVERRIDES as OFFICIAL_OVERRIDES
+
+FORMAT = "jepa_world.world_model"
+INPUT_NORMS = ("imagenet", "none")
+COST_KINDS = ("l1", "l2")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class WorldModelConfig:
+    """Everything needed to rebuild a :class:`WorldModel` (stored as ``config.json``).
+
+    Attributes:
+        encoder: the frozen ``VideoViT``.
+        predictor: the ``ACPredictor``. Its fields ``embed_dim``, ``img_size``, ``patch_size``,
+            ``action_dim``, ``state_dim`` and ``use_extrinsics`` are derived from this config
+            (set in ``__post_init__``); give only its own hyper-parameters (width, depth, ...).
+        pooler: ``PoolerConfig`` for compact latents (``K = pooler.num_tokens`` a frame), or
+            None for the encoder's patch tokens.
+        action_dim: environment action size ``A``.
+        proprio_dim: proprioception size ``P`` (0: none; the predictor gets a zero state).
+        frameskip: environment actions per model step; a step's action is ``[frameskip * A]``.
+        history_length: frames of context; also the default sliding window of ``rollout``.
+        image_size: frame size ``H`` (or ``(H, W)``) ``encode`` expects; None: ``encoder``'s.
+        input_norm: ``"imagenet"`` (mean/std normalisation, as V-JEPA) or ``"none"`` (frames in
+            ``[0, 1]`` go straight to the encoder).
+        proprio_head: add ``Linear(D, P)`` on the mean of each predicted frame's tokens.
+        env_id: Gymnasium id the model was trained on (checked by :meth:`WorldModel.check_env`).
+    """
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    predictor: ACPredictorConfig = field(default_factory=ACPredictorConfig)
+    pooler: PoolerConfig | None = None
+    action_dim: int = 2
+    proprio_dim: int = 0
+    frameskip: int = 1
+    history_length: int = 3
+    image_size: int | tuple[int, int] | None = None
+    input_norm: str = "imagenet"
+    proprio_head: bool = False
+    env_id: str | None = None
+
+    def __post_init__(self) -> None:
+        for name, cls in (("encoder", EncoderConfig), ("predictor", ACPredictorConfig),
+                          ("pooler", PoolerConfig)):
+            if isinstance(getattr(self, name), dict):  # read back from JSON
+                setattr(self, name, config_from_dict(cls, getattr(self, name)))
+        if isinstance(self.image_size, list):
+            self.image_size = tuple(self.image_size)
+        if self.image_size is None:
+            self.image_size = self.encoder.img_size
+        if self.input_norm not in INPUT_NORMS:
+            raise ValueError(f"input_norm must be one of {INPUT_NORMS}, got {self.input_norm!r}")
+        for name in ("action_dim", "frameskip", "history_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.proprio_dim < 0 or (self.proprio_head and self.proprio_dim == 0):
+            raise ValueError(f"proprio_dim must be >= 0 (and >= 1 with proprio_head), got "
+                             f"{self.proprio_dim}")
+        h, w = as_pair(self.image_size)
+        p = self.encoder.patch_size
+        if h % p or w % p:
+            raise ValueError(f"image_size {(h, w)} is not divisible by patch_size {p}")
+        if self.pooler is not None:
+            grid: dict[str, Any] = dict(img_size=(1, self.pooler.num_tokens), patch_size=1)
+        else:
+            grid = dict(img_size=self.image_size, patch_size=p)
+        self.predictor = dataclasses.replace(
+            self.predictor, **grid, embed_dim=self.encoder.embed_dim, use_extrinsics=False,
+            action_dim=self.step_action_dim, state_dim=max(self.proprio_dim, 1))
+
+    @property
+    def step_action_dim(self) -> int:
+        """``A' = frameskip * action_dim``: the width of one model step's action."""
+        return self.frameskip * self.action_dim
+
+    @property
+    def tokens_per_frame(self) -> int:
+        """``N``: pooled tokens ``K``, or patch tokens ``H' W'``."""
+        if self.pooler is not None:
+            return self.pooler.num_tokens
+        h, w = as_pair(self.image_size)
+        return (h // self.encoder.patch_size) * (w // self.encoder.patch_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples stay tuples; ``json`` writes them as lists)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WorldModelConfig:
+        return config_from_dict(cls, data)
+
+
+@dataclass
+class Prediction:
+    """Output of :meth:`WorldModel.predict` (``latents [B, T, N, D]``, ``proprio [B, T, P]``)
+    and :meth:`WorldModel.rollout` with ``return_proprio`` (``[B, S, H, N, D]``, ``[B, S, H, P]``);
+    ``proprio`` is None without a proprio head."""
+
+    latents: torch.Tensor
+    proprio: torch.Tensor | None = None
+
+
+def _shape(x: torch.Tensor) -> list[int]:
+    return list(x.shape)
+
+
+class WorldModel(nn.Module):
+    """Frozen encoder, optional attentive pooler, AC predictor, optional proprio head.
+
+    Shapes: ``B`` episodes, ``T`` frames, ``N`` tokens a frame, ``D`` encoder width, ``A'``
+    step action width (``frameskip * action_dim``), ``P`` proprio size, ``S`` candidates,
+    ``H`` horizon. Move / cast with ``.to(device, dtype)``; nothing is tied to a device.
+    """
+
+    def __init__(self, config: WorldModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.tokens_per_frame, self.latent_dim = config.tokens_per_frame, config.encoder.embed_dim
+        self.encoder = build_encoder(config.encoder)
+        self.encoder.requires_grad_(False)
+        self.encoder.eval()
+        self.pooler = (AttentivePooler.from_config(config.encoder.embed_dim, config.pooler)
+                       if config.pooler is not None else None)
+        self.predictor: ACPredictor = build_predictor(config.predictor)
+        self.proprio_head = (nn.Linear(config.encoder.embed_dim, config.proprio_dim)
+                             if config.proprio_head else None)
+        self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN)[:, None, None], False)
+        self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD)[:, None, None], False)
+
+    def train(self, mode: bool = True) -> WorldModel:
+        """Set training mode; the frozen encoder always stays in eval mode."""
+        super().train(mode)
+        self.encoder.eval()
+        return self
+
+    def _actions_layout(self, dims: str) -> str:
+        c = self.config
+        return (f"[{dims}, {c.step_action_dim}] (action_dim {c.action_dim} x frameskip "
+                f"{c.frameskip})")
+
+    def _check_latents(self, name: str, z: torch.Tensor) -> tuple[int, int]:
+        n, d = self.tokens_per_frame, self.latent_dim
+        if z.dim() != 4 or tuple(z.shape[2:]) != (n, d) or z.shape[1] < 1:
+            raise ValueError(f"{name} must be [B, T, {n}, {d}] (N={n} tokens a frame, D={d}), "
+                             f"got {_shape(z)}")
+        return z.shape[0], z.shape[1]
+
+    def _check_actions(self, name: str, a: torch.Tensor, lead: tuple[int, ...], dims: str):
+        if tuple(a.shape) != (*lead, self.config.step_action_dim):
+            expected = [*lead, self.config.step_action_dim]
+            raise ValueError(f"{name} must be {self._actions_layout(dims)} = {expected}, "
+                             f"got {_shape(a)}")
+
+    def _states(self, proprio: torch.Tensor | None, b: int, t: int, like: torch.Tensor):
+        """The predictor's state input ``[B, T, max(P, 1)]`` (zeros when ``P == 0``)."""
+        p = self.config.proprio_dim
+        if p == 0:
+            if proprio is not None and proprio.numel() > 0:
+                raise ValueError(f"this model has proprio_dim 0; got proprio {_shape(proprio)}")
+            return like.new_zeros(b, t, 1)
+        if proprio is None or tuple(proprio.shape) != (b, t, p):
+            got = None if proprio is None else _shape(proprio)
+            raise ValueError(f"proprio must be [B, T, {p}] (proprio_dim {p}) = {[b, t, p]}, "
+                             f"got {got}")
+        return proprio.to(like.dtype)
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """Encode frames one at a time (each repeated into a 2-frame tubelet, V-JEPA 2-AC style).
+
+        Args:
+            frames: ``[B, T, 3, H, W]``, uint8 in ``[0, 255]`` or float in ``[0, 1]``; normalised
+                with ImageNet mean/std when ``input_norm == "imagenet"``.
+
+        Returns:
+            ``[B, T, N, D]`` latents: encoder tokens layer-normed without affine parameters, then
+            pooled to ``N = K`` tokens if a pooler is configured. The encoder runs without
+            gradients (it is frozen); the pooler records them.
+        """
+        h, w = as_pair(self.config.image_size)
+        if frames.dim() != 5 or tuple(frames.shape[2:]) != (3, h, w):
+            raise ValueError(f"frames must be [B, T, 3, {h}, {w}], got {_shape(frames)}")
+        dtype = self.pixel_mean.dtype
+        x = frames.to(dtype) / 255.0 if frames.dtype == torch.uint8 else frames.to(dtype)
+        if self.config.input_norm == "imagenet":
+            x = (x - self.pixel_mean) / self.pixel_std
+        t = frames.shape[1]
+        with torch.no_grad():
+            tokens = self.encoder.encode_frames(rearrange(x, "b t c h w -> b c t h w"))
+            tokens = F.layer_norm(tokens, (self.latent_dim,))
+        latents = rearrange(tokens, "b (t n) d -> b t n d", t=t)
+        return self.pooler(latents) if self.pooler is not None else latents
+
+    def _step(self, z: torch.Tensor, actions: torch.Tensor, states: torch.Tensor):
+        """Predictor on ``[B, T, N, D]`` latents -> ``([B, T, N, D], [B, T, P] | None)``."""
+        out = self.predictor(rearrange(z, "b t n d -> b (t n) d"), actions.to(z.dtype), states)
+        out = rearrange(out, "b (t n) d -> b t n d", t=z.shape[1])
+        proprio = self.proprio_head(out.mean(dim=2)) if self.proprio_head is not None else None
+        return out, proprio
+
+    def predict(
+        self, history: torch.Tensor, actions: torch.Tensor, proprio: torch.Tensor | None = None
+    ) -> Prediction:
+        """Teacher-forced next-frame prediction (frame-block-causal: step ``t`` sees ``<= t``).
+
+        Args:
+            history: ``[B, T, N, D]`` latents of frames ``0..T-1``.
+            actions: ``[B, T, A']``, the step action taken after each frame.
+            proprio: ``[B, T, P]`` (omit when ``proprio_dim == 0``).
+
+        Returns:
+            :class:`Prediction` with ``latents [B, T, N, D]`` (at ``t``: frame ``t + 1``) and
+            ``proprio [B, T, P]`` from the proprio head (None without one).
+        """
+        b, t = self._check_latents("history", history)
+        self._check_actions("actions", actions, (b, t), "B, T")
+        latents, pred_proprio = self._step(history, actions, self._states(proprio, b, t, history))
+        return Prediction(latents, pred_proprio)
+
+    def rollout(
+        self,
+        history: torch.Tensor,
+        action_sequences: torch.Tensor,
+        proprio: torch.Tensor | None = None,
+        chunk_size: int = 512,
+        history_actions: torch.Tensor | None = None,
+        max_context: int | None = None,
+        return_proprio: bool = False,
+    ) -> torch.Tensor | Prediction:
+        """Autoregressive imagination of ``S`` candidate action sequences per episode.
+
+        Each step runs the predictor on the last ``max_context`` frames (history, then its own
+        predictions) and appends the prediction of the next frame. The state fed for a predicted
+        frame is the proprio head's prediction, or the last known proprio without a head.
+        Candidates (``B * S``) are processed ``chunk_size`` at a time, so memory is bounded for
+        any ``S``. Gradients flow to ``action_sequences`` (wrap in ``torch.no_grad()`` for CEM).
+
+        Args:
+            history: ``[B, T, N, D]`` latents of the last ``T`` observed frames.
+            action_sequences: ``[B, S, H, A']``; candidate ``s`` of episode ``b`` applies
+                ``action_sequences[b, s, 0]`` after the last history frame.
+            proprio: ``[B, T, P]`` proprio of the history frames (omit when ``P == 0``).
+            chunk_size: candidates per predictor batch.
+            history_actions: ``[B, T - 1, A']`` actions taken between history frames
+                (required when ``T > 1``).
+            max_context: sliding window in frames (default ``config.history_length``).
+            return_proprio: return a :class:`Prediction` with ``proprio [B, S, H, P]`` too.
+
+        Returns:
+            ``[B, S, H, N, D]``: at ``h`` the predicted latents of the frame after ``h + 1``
+            candidate actions (or a :class:`Prediction` with ``return_proprio``).
+        """
+        b, t = self._check_latents("history", history)
+        a, a_dim = action_sequences, self.config.step_action_dim
+        if a.dim() != 4 or a.shape[0] != b or 0 in a.shape[1:3] or a.shape[-1] != a_dim:
+            raise ValueError(f"action_sequences must be {self._actions_layout('B, S, H')} with "
+                             f"B={b}, got {_shape(a)}")
+        s = a.shape[1]
+        states = self._states(proprio, b, t, history)
+        if t > 1 and history_actions is None:
+            raise ValueError(f"history has T={t} frames: pass history_actions "
+                             f"{self._actions_layout('B, T - 1')} = {[b, t - 1, a_dim]}")
+        if history_actions is None:
+            history_actions = a.new_zeros(b, 0, a_dim)
+        self._check_actions("history_actions", history_actions, (b, t - 1), "B, T - 1")
+        window = self.config.history_length if max_context is None else max_context
+        if window < 1 or chunk_size < 1:
+            raise ValueError(f"max_context and chunk_size must be >= 1, got {window}, "
+                             f"{chunk_size}")
+
+        flat = rearrange(a, "b s h a -> (b s) h a")
+        latents, props = [], []
+        for start in range(0, b * s, chunk_size):
+            stop = min(start + chunk_size, b * s)
+            episode = torch.arange(start, stop, device=history.device) // s
+            z, p = self._rollout_chunk(history[episode], history_actions[episode],
+                                       states[episode], flat[start:stop], window)
+            latents.append(z)
+            props.append(p)
+        pred = rearrange(torch.cat(latents), "(b s) h n d -> b s h n d", b=b)
+        if not return_proprio:
+            return pred
+        if self.proprio_head is None:
+            return Prediction(pred, None)
+        return Prediction(pred, rearrange(torch.cat(props), "(b s) h p -> b s h p", b=b))
+
+    def _rollout_chunk(self, z, past_actions, states, candidates, window):
+        """One chunk of ``C`` candidates: z ``[C, T, N, D]``, past_actions ``[C, T-1, A']``,
+        states ``[C, T, P']``, candidates ``[C, H, A']`` -> (``[C, H, N, D]``, ``[C, H, P]``)."""
+        frames, acts, sts = list(z.unbind(1)), list(past_actions.unbind(1)), list(states.unbind(1))
+        preds, props = [], []
+        for k in range(candidates.shape[1]):
+            acts.append(candidates[:, k])
+            w = min(len(frames), window)
+            out, proprio = self._step(torch.stack(frames[-w:], 1), torch.stack(acts[-w:], 1),
+                                      torch.stack(sts[-w:], 1))
+            frames.append(out[:, -1])
+            preds.append(out[:, -1])
+            if proprio is not None:
+                sts.append(proprio[:, -1].to(sts[-1].dtype))
+                props.append(proprio[:, -1])
+            else:
+                sts.append(sts[-1])
+        return torch.stack(preds, 1), (torch.stack(props, 1) if props else None)
+
+    @staticmethod
+    def cost(predicted: torch.Tensor, goal: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+        """Energy between predicted and goal latents, mean over tokens and dims.
+
+        Args:
+            predicted: ``[..., N, D]``, e.g. ``[B, S, H, N, D]`` or ``[B, S, N, D]``.
+            goal: ``[N, D]`` (shared), ``[B, N, D]`` (one per episode: its batch dims are
+                aligned LEFT with ``predicted``'s and broadcast over the rest, e.g. candidates
+                and steps), or ``[..., N, D]`` of ``predicted``'s rank (usual broadcasting).
+            kind: ``"l1"`` (mean absolute difference) or ``"l2"`` (mean squared difference).
+
+        Returns:
+            ``predicted.shape[:-2]`` energies.
+        """
+        if kind not in COST_KINDS:
+            raise ValueError(f"kind must be one of {COST_KINDS}, got {kind!r}")
+        if predicted.dim() < 2 or goal.dim() < 2 or goal.shape[-2:] != predicted.shape[-2:]:
+            raise ValueError(f"goal must be [N, D], [B, N, D] or [..., N, D] with [N, D] = "
+                             f"{_shape(predicted)[-2:]} of predicted {_shape(predicted)}, "
+                             f"got {_shape(goal)}")
+        extra = predicted.dim() - goal.dim()
+        if extra < 0:
+            raise ValueError(f"goal {_shape(goal)} has more dims than predicted "
+                             f"{_shape(predicted)}")
+        if goal.dim() > 2 and extra > 0:  # [B, N, D] -> [B, 1, ..., 1, N, D]
+            goal = goal.reshape(*goal.shape[:-2], *([1] * extra), *goal.shape[-2:])
+        try:
+            diff = predicted - goal
+        except RuntimeError as err:
+            raise ValueError(f"goal {_shape(goal)} does not broadcast against predicted "
+                             f"{_shape(predicted)}") from err
+        diff = diff.abs() if kind == "l1" else diff.square()
+        return diff.mean(dim=(-2, -1))
+
+    def check_env(self, env: Any) -> None:
+        """Raise ``ValueError`` unless ``env`` (a Gymnasium env or id) has this config's
+        ``env_id`` (when set) and ``action_dim``."""
+        env_id = env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id", None)
+        if None not in (self.config.env_id, env_id) and env_id != self.config.env_id:
+            raise ValueError(f"world model was trained on {self.config.env_id!r}, not {env_id!r}")
+        shape = getattr(getattr(env, "action_space", None), "shape", None)
+        if shape and shape[-1] != self.config.action_dim:
+            raise ValueError(f"env {env_id!r} has actions of size {shape[-1]}; the world model "
+                             f"expects action_dim {self.config.action_dim}")
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``directory/config.json`` + ``directory/model.safetensors`` (atomic writes)."""
+        config = {"format": FORMAT, "version": 1, "world_model": self.config.to_dict()}
+        return _save_model(self, config, directory)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, map_location: Any = "cpu") -> WorldModel:
+        """Rebuild a model written by :meth:`save_pretrained`; weights are loaded strictly."""
+        tensors, config = load_model(directory)
+        if config.get("format") != FORMAT or "world_model" not in config:
+            raise CheckpointError(f"{directory}: not a {FORMAT} folder (config 'format' is "
+                                  f"{config.get('format')!r})")
+        try:
+            cfg = WorldModelConfig.from_dict(config["world_model"])
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"{directory}: invalid world-model config ({err})") from err
+        model = cls(cfg)
+        load_strict(model, tensors, str(directory), {}, [])
+        return model.to(map_location)
+
+    @classmethod
+    def from_official(cls, path: str | Path, config: Any = None, **overrides: Any) -> WorldModel:
+        """Build from an official V-JEPA 2-AC checkpoint (encoder + AC predictor, no pooler).
+
+        Args:
+            path: the official ``.pt`` file (see :func:`jepa_world.checkpoints.load_pretrained`).
+            config: official constructor arguments (dict or JSON path), optional.
+            **overrides: ``load_pretrained`` overrides (``num_heads``, ``img_size``, ...) and
+                :class:`WorldModelConfig` fields (``input_norm``, ``history_length``,
+                ``env_id``, ``proprio_head``, ...). Action / proprio sizes come from the
+                checkpoint (``frameskip`` 1).
+        """
+        load_kw = {k: overrides.pop(k) for k in list(overrides) if k in OFFICIAL_OVERRIDES}
+        pre = load_pretrained(path, config=config, **load_kw)
+        if pre.encoder is None or not isinstance(pre.predictor, ACPredictor):
+            raise CheckpointError(f"{path}: not a V-JEPA 2-AC checkpoint (needs an encoder and "
+                                  f"an action-conditioned predictor; format {pre.format!r})")
+        pcfg = config_from_dict(ACPredictorConfig, pre.config["predictor"])
+        if pcfg.use_extrinsics:
+            raise CheckpointError(f"{path}: predictors with extrinsics are not supported")
+        fields: dict[str, Any] = dict(
+            encoder=config_from_dict(EncoderConfig, pre.config["encoder"]), predictor=pcfg,
+            action_dim=pcfg.action_dim, proprio_dim=pcfg.state_dim, frameskip=1,
+            image_size=pcfg.img_size)
+        fields.update(overrides)
+        model = cls(WorldModelConfig(**fields))
+        load_strict(model.encoder, pre.encoder.state_dict(), f"{path}[encoder]", {}, [])
+        load_strict(model.predictor, pre.predictor.state_dict(), f"{path}[predictor]", {}, [])
+        return model
+
+
+__all__ = ["Prediction", "WorldModel", "WorldModelConfig"]
