@@ -1,0 +1,52 @@
+"""``python -m jepa_world.pretrain``: V-JEPA pretraining (or its pixel baseline) on env clips or
+video files. With no arguments it collects the reach dataset if needed and trains the tiny model.
+
+Overrides: ``model=tiny|vit_l|vit_h|vit_g``, ``objective=feature|pixel``, ``steps=N``,
+``batch_size=B``, ``precision=fp32|bf16``, ``run_dir=PATH`` (re-running resumes),
+``data.source=video data.paths=[clips/]``, ``optim.lr=...``; see configs/pretrain.yaml.
+Distributed: ``torchrun --nproc_per_node=N -m jepa_world.pretrain run_dir=runs/x``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from jepa_world.cli import CONFIG_PATH, register_schema, run, to_dataclass, user_errors_exit
+from jepa_world.training.config import PretrainConfig
+from jepa_world.training.pretrain import pretrain
+
+register_schema("pretrain_schema", PretrainConfig)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="pretrain")
+@user_errors_exit
+def main(cfg: DictConfig) -> None:
+    config = to_dataclass(cfg, PretrainConfig)
+    if not config.run_dir:  # rank 0's choice is broadcast to the other ranks by pretrain()
+        config.run_dir = HydraConfig.get().runtime.output_dir
+    pretrain(config)
+
+
+def hydra_argv(argv: list[str], rank: int) -> list[str]:
+    """Command line for Hydra: ``run_dir=X`` also becomes Hydra's output dir; under torchrun
+    ranks other than 0 get no output dir or log files of their own (Hydra issue #2070)."""
+    argv = list(argv)
+    run_dirs = [a.split("=", 1)[1] for a in argv if a.startswith("run_dir=")]
+    if run_dirs and run_dirs[-1] and not any(a.startswith("hydra.run.dir=") for a in argv):
+        argv.append(f"hydra.run.dir={run_dirs[-1]}")
+    if rank > 0:
+        argv = [a for a in argv if not a.startswith(("hydra.run.dir=", "hydra.output_subdir="))]
+        argv += ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=disabled",
+                 "hydra/hydra_logging=disabled"]
+    return argv
+
+
+if __name__ == "__main__":
+    if not any(a.startswith("-") for a in sys.argv[1:]):  # leave Hydra's own flags alone
+        sys.argv[1:] = hydra_argv(sys.argv[1:], int(os.environ.get("RANK", "0")))
+    run(main, "pretrain")

@@ -1,0 +1,257 @@
+"""Typed, self-validating config of ``python -m jepa_world.pretrain`` (:func:`pretrain`).
+
+Every group is a plain dataclass whose ``__post_init__`` raises a
+:class:`~jepa_world.errors.ConfigError` starting with the field's dotted name (``optim.lr: ...``).
+The entry point registers :class:`PretrainConfig` as a Hydra schema; library code and tests build
+it directly: ``PretrainConfig(model=ModelConfig(embed_dim=32, depth=1), steps=20)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from jepa_world.config import EnvConfig, check, check_choice
+from jepa_world.masks import TRUNCATE_MODES, MaskSpec
+from jepa_world.models.presets import EncoderConfig, PredictorConfig
+
+OBJECTIVES = ("feature", "pixel")
+PRECISIONS = ("auto", "fp32", "bf16")
+RESUME_MODES = ("auto", "never")
+DATA_SOURCES = ("env", "video")
+POS_EMBEDS = ("rope", "sincos")
+
+
+@dataclass
+class ModelConfig:
+    """Encoder + masked predictor architecture (Hydra group ``model=tiny|vit_l|vit_h|vit_g``).
+
+    The clip is ``[B, 3, num_frames, img_size, img_size]``; tokens form a grid of
+    ``(num_frames / tubelet_size, img_size / patch_size, img_size / patch_size)``.
+    """
+
+    name: str = "tiny"  #: label only (recorded in checkpoints)
+    img_size: int = 64
+    patch_size: int = 8
+    num_frames: int = 8
+    tubelet_size: int = 2
+    embed_dim: int = 192
+    depth: int = 4
+    num_heads: int = 3
+    mlp_hidden_dim: int = 768
+    pos_embed: str = "rope"  #: ``rope`` (V-JEPA 2) or ``sincos`` (V-JEPA)
+    uniform_power: bool = False
+    predictor_dim: int = 96
+    predictor_depth: int = 4
+    predictor_heads: int = 3
+    predictor_mlp_hidden_dim: int = 384
+    activation_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("img_size", "patch_size", "num_frames", "tubelet_size", "embed_dim", "depth",
+                     "num_heads", "mlp_hidden_dim", "predictor_dim", "predictor_depth",
+                     "predictor_heads", "predictor_mlp_hidden_dim"):
+            value = getattr(self, name)
+            check(value >= 1, f"model.{name}", f"must be >= 1, got {value}")
+        check(self.img_size % self.patch_size == 0, "model.img_size",
+              f"{self.img_size} is not divisible by model.patch_size={self.patch_size}")
+        check(self.num_frames % self.tubelet_size == 0, "model.num_frames",
+              f"{self.num_frames} is not divisible by model.tubelet_size={self.tubelet_size}")
+        check(self.embed_dim % self.num_heads == 0, "model.embed_dim",
+              f"{self.embed_dim} is not divisible by model.num_heads={self.num_heads}")
+        check(self.predictor_dim % self.predictor_heads == 0, "model.predictor_dim",
+              f"{self.predictor_dim} is not divisible by "
+              f"model.predictor_heads={self.predictor_heads}")
+        check_choice(self.pos_embed, POS_EMBEDS, "model.pos_embed")
+
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        """Token grid ``(T', H', W')``."""
+        side = self.img_size // self.patch_size
+        return self.num_frames // self.tubelet_size, side, side
+
+    def encoder_config(self) -> EncoderConfig:
+        return EncoderConfig(
+            img_size=self.img_size, patch_size=self.patch_size, num_frames=self.num_frames,
+            tubelet_size=self.tubelet_size, embed_dim=self.embed_dim, depth=self.depth,
+            num_heads=self.num_heads, mlp_hidden_dim=self.mlp_hidden_dim,
+            pos_embed=self.pos_embed, uniform_power=self.uniform_power,
+            use_activation_checkpointing=self.activation_checkpointing,
+        )
+
+    def predictor_config(self, num_mask_tokens: int = 2) -> PredictorConfig:
+        return PredictorConfig(
+            img_size=self.img_size, patch_size=self.patch_size, num_frames=self.num_frames,
+            tubelet_size=self.tubelet_size, embed_dim=self.embed_dim,
+            predictor_dim=self.predictor_dim, depth=self.predictor_depth,
+            num_heads=self.predictor_heads, mlp_hidden_dim=self.predictor_mlp_hidden_dim,
+            num_mask_tokens=num_mask_tokens, pos_embed=self.pos_embed,
+            uniform_power=self.uniform_power,
+            use_activation_checkpointing=self.activation_checkpointing,
+        )
+
+
+@dataclass
+class DataConfig:
+    """Where clips come from: a collected env dataset (``env``) or video files (``video``)."""
+
+    source: str = "env"
+    data_dir: str = ""  #: env: dataset folder, default ``data/<env>_<size>px``
+    collect: bool = True  #: env: collect the dataset first if ``data_dir`` holds none
+    episodes: int = 200  #: env: episodes to collect (when collecting)
+    episode_length: int = 100  #: env: steps per collected episode (when collecting)
+    frame_step: int = 1  #: stride in frames between consecutive clip frames
+    window_stride: int = 1  #: env: steps between the starts of consecutive clips
+    paths: list[str] = field(default_factory=list)  #: video: files and/or folders
+    augment: bool = True  #: video: random resized crops
+    crop_scale: list[float] = field(default_factory=lambda: [0.3, 1.0])  #: video: area range
+    num_workers: int = 0  #: DataLoader worker processes per rank
+
+    def __post_init__(self) -> None:
+        check_choice(self.source, DATA_SOURCES, "data.source")
+        for name in ("episodes", "episode_length", "frame_step", "window_stride"):
+            value = getattr(self, name)
+            check(value >= 1, f"data.{name}", f"must be >= 1, got {value}")
+        check(self.num_workers >= 0, "data.num_workers", f"must be >= 0, got {self.num_workers}")
+        self.paths = [str(p) for p in self.paths]
+        self.crop_scale = [float(v) for v in self.crop_scale]
+        check(len(self.crop_scale) == 2 and 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1,
+              "data.crop_scale", f"must be [min, max] with 0 < min <= max <= 1, "
+              f"got {self.crop_scale}")
+        if self.source == "video":
+            check(bool(self.paths), "data.paths",
+                  "data.source=video needs video files or folders, e.g. data.paths=[clips/]")
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with warmup + cosine LR, cosine weight decay and gradient clipping."""
+
+    lr: float = 1e-3  #: peak LR, reached at the end of warmup
+    start_lr: float = 2e-4
+    final_lr: float = 1e-6
+    warmup_steps: int = 40  #: linear warmup length (capped at the run's ``steps``)
+    weight_decay: float = 0.04  #: start of the cosine weight-decay schedule
+    final_weight_decay: float = 0.4
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    grad_clip: float = 10.0  #: max global grad norm; 0 disables clipping
+
+    def __post_init__(self) -> None:
+        for name in ("lr", "start_lr", "final_lr", "weight_decay", "final_weight_decay",
+                     "grad_clip"):
+            value = getattr(self, name)
+            check(value >= 0, f"optim.{name}", f"must be >= 0, got {value}")
+        check(self.lr > 0, "optim.lr", f"must be > 0, got {self.lr}")
+        check(self.eps > 0, "optim.eps", f"must be > 0, got {self.eps}")
+        check(self.warmup_steps >= 0, "optim.warmup_steps",
+              f"must be >= 0, got {self.warmup_steps}")
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            check(0 <= value < 1, f"optim.{name}", f"must be in [0, 1), got {value}")
+
+
+@dataclass
+class EmaConfig:
+    """Target-encoder momentum, linear ``start -> final`` over the run (V-JEPA 0.998 -> 1)."""
+
+    start: float = 0.996
+    final: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("start", "final"):
+            value = getattr(self, name)
+            check(0 <= value <= 1, f"ema.{name}", f"must be in [0, 1], got {value}")
+
+
+@dataclass
+class MaskConfig:
+    """V-JEPA's two multi-block mask types (``jepa_world.masks``); the loss averages both."""
+
+    short_range_blocks: int = 8
+    short_range_scale: float = 0.15  #: frame area of one short-range block
+    long_range_blocks: int = 2
+    long_range_scale: float = 0.7
+    aspect_ratio: list[float] = field(default_factory=lambda: [0.75, 1.5])
+    min_keep: int = 4  #: smallest context (tokens) a sample may have
+    truncate: str = "first"  #: ``first`` (official) or ``random``
+
+    def __post_init__(self) -> None:
+        for name in ("short_range_blocks", "long_range_blocks", "min_keep"):
+            value = getattr(self, name)
+            check(value >= 1, f"masks.{name}", f"must be >= 1, got {value}")
+        for name in ("short_range_scale", "long_range_scale"):
+            value = getattr(self, name)
+            check(0 < value <= 1, f"masks.{name}", f"must be in (0, 1], got {value}")
+        self.aspect_ratio = [float(v) for v in self.aspect_ratio]
+        check(len(self.aspect_ratio) == 2 and 0 < self.aspect_ratio[0] <= self.aspect_ratio[1],
+              "masks.aspect_ratio", f"must be [min, max] with 0 < min <= max, "
+              f"got {self.aspect_ratio}")
+        check_choice(self.truncate, TRUNCATE_MODES, "masks.truncate")
+
+    def specs(self) -> tuple[MaskSpec, MaskSpec]:
+        """``(short_range, long_range)``; the index is the predictor's ``mask_index``."""
+        ratio = tuple(self.aspect_ratio)
+        return (
+            MaskSpec(self.short_range_blocks, (self.short_range_scale,) * 2, ratio),
+            MaskSpec(self.long_range_blocks, (self.long_range_scale,) * 2, ratio),
+        )
+
+
+@dataclass
+class PretrainConfig:
+    """``python -m jepa_world.pretrain``: V-JEPA (``feature``) or pixel-MAE (``pixel``) training.
+
+    ``batch_size`` is per process; under torchrun the global batch is ``batch_size * world``.
+    """
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    ema: EmaConfig = field(default_factory=EmaConfig)
+    masks: MaskConfig = field(default_factory=MaskConfig)
+    objective: str = "feature"  #: ``feature`` (V-JEPA) or ``pixel`` (normalised-pixel MAE)
+    steps: int = 600
+    batch_size: int = 16
+    precision: str = "auto"  #: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32``, ``bf16``
+    compile: bool = False  #: ``torch.compile`` the models
+    device: str = "auto"  #: ``auto`` (CUDA if available), ``cpu``, ``cuda``, ``cuda:1``...
+    seed: int = 0
+    log_interval: int = 10  #: steps between TensorBoard scalars
+    checkpoint_interval: int = 100  #: steps between checkpoints (and one at the end)
+    keep_checkpoints: int = 2  #: step folders kept on disk
+    run_dir: str = ""  #: output folder; default ``outputs/pretrain/<time>`` (the CLI: Hydra's)
+    resume: str = "auto"  #: ``auto``: continue from ``run_dir``'s latest checkpoint if any
+    collapse_threshold: float = 0.05  #: warn when the target features' mean std falls below
+    progress: bool = True  #: tqdm progress bar (rank 0)
+    tensorboard: bool = True
+
+    def __post_init__(self) -> None:
+        check_choice(self.objective, OBJECTIVES, "objective")
+        check_choice(self.precision, PRECISIONS, "precision")
+        check_choice(self.resume, RESUME_MODES, "resume")
+        for name in ("steps", "batch_size", "log_interval", "checkpoint_interval",
+                     "keep_checkpoints"):
+            value = getattr(self, name)
+            check(value >= 1, name, f"must be >= 1, got {value}")
+        check(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
+        check(self.collapse_threshold >= 0, "collapse_threshold",
+              f"must be >= 0, got {self.collapse_threshold}")
+        check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
+              "device", f"{self.device!r} is not auto, cpu, cuda or cuda:<index>")
+        if self.data.source == "env":
+            check(self.env.image_size == self.model.img_size, "env.image_size",
+                  f"{self.env.image_size} differs from model.img_size={self.model.img_size}; "
+                  f"collect at the model's resolution (env.image_size={self.model.img_size})")
+        if self.objective == "pixel":
+            pixels = self.model.tubelet_size * self.model.patch_size ** 2
+            check(pixels >= 2, "model.patch_size", "the pixel objective needs >= 2 pixels a token")
+
+    def to_dict(self) -> dict:
+        """Plain-JSON copy (recorded next to checkpoints)."""
+        return asdict(self)
+
+
+__all__ = ["DataConfig", "EmaConfig", "MaskConfig", "ModelConfig", "OptimConfig",
+           "PretrainConfig"]
