@@ -119,7 +119,7 @@ def main() -> None:
     pretrained = scores(encoder)
     randoms = []
     for seed in range(args.random):
-        torch.manual_seed(seed)
+        torch.manual_seed(10_000 + seed)  # not the pretraining run's own initial weights
         randoms.append(scores(random_encoder_like(pre)))
 
     def summary(k: int) -> str:

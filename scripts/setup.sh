@@ -35,7 +35,11 @@ fi
 # The package (editable) and its test tools; skipped when nothing changed since the last run.
 stamp=".setup-stamp"
 want="$("$PY" -c 'import sys; print(sys.executable)') $(sha256sum pyproject.toml | cut -c1-16) $PWD"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! "$PY" -c "import jepa_world" >/dev/null 2>&1; then
+here_installed() {  # does `import jepa_world` resolve to this checkout?
+  "$PY" -c "import os, sys, jepa_world.envs as e; sys.exit(not os.path.realpath(e.__file__)
+    .startswith(os.path.realpath('$PWD') + os.sep))" >/dev/null 2>&1
+}
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! here_installed; then
   "$PY" -m pip install -q -e ".[dev,video]"
   echo "$want" > "$stamp"
 fi

@@ -62,6 +62,7 @@ def test_failed_write_keeps_the_old_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_pickle_loading_is_never_used(tmp_path):
     """A checkpoint that would run code when unpickled is refused, and the code does not run."""
     path = tmp_path / "evil.pt"

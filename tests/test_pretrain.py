@@ -277,3 +277,20 @@ def test_repository_configs_are_shipped():
     assert (REPO / "configs" / "pretrain.yaml").is_file()
     for name in ("tiny", "vit_l", "vit_h", "vit_g"):
         assert (REPO / "configs" / "model" / f"{name}.yaml").is_file()
+
+
+def test_env_clip_augmentation_is_opt_in_and_seeded(tiny_dataset, tmp_path):
+    from jepa_world.training.distributed import DistInfo
+
+    info = DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"),
+                    owns_group=False)
+    plain = pretrain_module.build_clips(tiny_config(tiny_dataset, tmp_path), info)
+    cfg = tiny_config(tiny_dataset, tmp_path)
+    cfg.data = DataConfig(data_dir=str(tiny_dataset), collect=False, augment_env=True,
+                          crop_scale=[0.3, 0.5])
+    augmented = pretrain_module.build_clips(cfg, info)
+    assert plain.transform is None and augmented.transform is not None
+    a, b = augmented[3], augmented[3]
+    assert a.shape == plain[3].shape == (3, TINY_MODEL["num_frames"], 32, 32)
+    assert torch.equal(a, b)  # same seed, epoch and index: same crop
+    assert not torch.equal(a, plain[3])  # a crop of at most half the frame, resized back

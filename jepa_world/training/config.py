@@ -103,6 +103,7 @@ class DataConfig:
     window_stride: int = 1  #: env: steps between the starts of consecutive clips
     paths: list[str] = field(default_factory=list)  #: video: files and/or folders
     augment: bool = True  #: video: random resized crops
+    augment_env: bool = False  #: env: random resized crops of env clips too
     crop_scale: list[float] = field(default_factory=lambda: [0.3, 1.0])  #: video: area range
     num_workers: int = 0  #: DataLoader worker processes per rank
 

@@ -166,8 +166,17 @@ def build_clips(cfg: PretrainConfig, info: du.DistInfo) -> Dataset:
             print(f"collecting {cfg.data.episodes} episodes of {cfg.env.env_id} into {root}")
             collect(collect_cfg)
         du.barrier(info)
+    transform = None
+    if cfg.data.augment_env:
+        from jepa_world.data.augment import random_resized_crop
+
+        scale = tuple(cfg.data.crop_scale)
+
+        def transform(clip, generator):
+            return random_resized_crop(clip, size, scale=scale, generator=generator)
+
     return EnvClips(root, num_frames=frames, frame_step=cfg.data.frame_step,
-                    stride=cfg.data.window_stride, size=size, seed=cfg.seed)
+                    stride=cfg.data.window_stride, size=size, transform=transform, seed=cfg.seed)
 
 
 def _model_config(cfg: PretrainConfig) -> dict[str, Any]:
