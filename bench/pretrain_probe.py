@@ -19,6 +19,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
+from einops import repeat
 
 from jepa_world.checkpoints import load_pretrained
 from jepa_world.config import CollectConfig, EnvConfig
@@ -52,15 +53,23 @@ def load_frames(root: Path, every: int = 2):
 
 
 @torch.no_grad()
-def features(encoder: torch.nn.Module, frames: torch.Tensor, batch: int = 64):
-    """``frames`` uint8 [M, H, W, 3] -> (mean-pooled [M, D], flattened [M, N*D])."""
+def features(encoder: torch.nn.Module, frames: torch.Tensor, clip_frames: int = 0,
+             batch: int = 64):
+    """``frames`` uint8 [M, H, W, 3] -> (mean-pooled [M, D], flattened [M, N*D]).
+
+    ``clip_frames=0`` encodes each frame as an image (one tubelet); ``clip_frames=T`` as a static
+    clip of T copies, the input length pretraining saw.
+    """
     encoder.eval()
     mean = torch.tensor(MEAN).view(1, 3, 1, 1)
     std = torch.tensor(STD).view(1, 3, 1, 1)
     pooled, flat = [], []
     for i in range(0, len(frames), batch):
         x = frames[i:i + batch].permute(0, 3, 1, 2).float().div(255.0)
-        tokens = encoder((x - mean) / std)  # an image is a clip of one repeated frame
+        x = (x - mean) / std  # [b, 3, H, W]: an image is a clip of one repeated frame
+        if clip_frames:
+            x = repeat(x, "b c h w -> b c t h w", t=clip_frames)
+        tokens = encoder(x)
         pooled.append(tokens.mean(1))
         flat.append(tokens.flatten(1))
     return torch.cat(pooled), torch.cat(flat)
@@ -99,6 +108,8 @@ def main() -> None:
     parser.add_argument("--data", default="data/reach_probe", help="probe dataset folder")
     parser.add_argument("--episodes", type=int, default=60)
     parser.add_argument("--random", type=int, default=3, help="random-init encoders to average")
+    parser.add_argument("--clip-frames", type=int, default=0,
+                        help="encode each frame as a static clip of this many copies (0: image)")
     args = parser.parse_args()
 
     pre = load_pretrained(args.checkpoint)
@@ -113,7 +124,7 @@ def main() -> None:
     train = np.flatnonzero(np.isin(episode, ids[n_test + n_val:]))
 
     def scores(enc):
-        pooled, flat = features(enc, frames)
+        pooled, flat = features(enc, frames, args.clip_frames)
         return ridge_r2(pooled, labels, train, val, test), ridge_r2(flat, labels, train, val, test)
 
     pretrained = scores(encoder)
