@@ -25,8 +25,9 @@ from jepa_world.checkpoints import load_pretrained
 from jepa_world.config import CollectConfig, EnvConfig
 from jepa_world.data.collection import collect
 from jepa_world.data.store import scan_shards
+from jepa_world.models.inputs import IMAGENET_MEAN as MEAN
+from jepa_world.models.inputs import IMAGENET_STD as STD
 from jepa_world.models.presets import EncoderConfig, build_encoder, config_from_dict
-from jepa_world.training.pretrain import MEAN, STD
 
 LAMBDAS = [10.0**k for k in range(-3, 5)]
 

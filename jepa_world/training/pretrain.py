@@ -41,6 +41,7 @@ from jepa_world.config import CollectConfig
 from jepa_world.errors import ConfigError, DatasetError, JepaWorldError
 from jepa_world.losses import jepa_loss, pixel_loss, pixel_targets
 from jepa_world.masks import sample_multiblock_masks
+from jepa_world.models.inputs import IMAGENET_MEAN, IMAGENET_STD
 from jepa_world.models.presets import build_encoder, build_predictor, config_to_dict
 from jepa_world.schedules import (
     cosine_weight_decay,
@@ -62,9 +63,7 @@ from jepa_world.training.state import (
     set_rng_state,
 )
 
-#: ImageNet statistics, as in V-JEPA's input normalisation.
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
+MEAN, STD = IMAGENET_MEAN, IMAGENET_STD  #: V-JEPA's input normalisation
 
 
 class TrainingDivergedError(JepaWorldError):
