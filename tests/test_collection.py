@@ -120,7 +120,7 @@ def test_resume_after_a_killed_collection(tmp_path):
     while not list(root.glob("shard-*.h5")):  # wait for the first whole shard
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "collection wrote no shard in 120 s"
-        time.sleep(0.05)
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done_before = sorted(r.index for r in scan_shards(root))
