@@ -15,6 +15,9 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from jepa_world.models import positions
+from jepa_world.models.positions import check_token_indices
+
 
 def gather_tokens(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """Pick tokens per sample: ``x`` ``[B, N, D]``, ``idx`` ``[B, K]`` int -> ``[B, K, D]``.
@@ -22,15 +25,10 @@ def gather_tokens(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     Raises:
         ValueError: wrong ranks, batch sizes that differ, or indices outside ``[0, N)``.
     """
-    if x.dim() != 3 or idx.dim() != 2 or idx.shape[0] != x.shape[0]:
-        raise ValueError(f"expected x [B, N, D] and idx [B, K], got {tuple(x.shape)} and "
-                         f"{tuple(idx.shape)}")
-    if idx.is_floating_point() or idx.is_complex() or idx.dtype == torch.bool:
-        raise ValueError("idx must hold integer token indices")
-    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= x.shape[1]):
-        raise ValueError(f"idx holds values outside [0, {x.shape[1]})")
-    index = idx.long().to(x.device)
-    return torch.gather(x, 1, index[..., None].expand(-1, -1, x.shape[-1]))
+    if x.dim() != 3:
+        raise ValueError(f"expected x [B, N, D], got {tuple(x.shape)}")
+    index = check_token_indices(idx, x.shape[0], x.shape[1], "idx")
+    return positions.gather_tokens(x, index.to(x.device))
 
 
 def _masked_targets(

@@ -187,6 +187,11 @@ def as_pair(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     return int(h), int(w)
 
 
+class TokenIndexTypeError(TypeError, ValueError):
+    """Token indices that are not an integer tensor (a TypeError that is also a ValueError, so
+    callers validating any bad index input can catch ValueError alone)."""
+
+
 def check_token_indices(
     idx: torch.Tensor, batch: int, num_tokens: int | None, name: str
 ) -> torch.Tensor:
@@ -198,8 +203,9 @@ def check_token_indices(
         num_tokens: exclusive upper bound on indices, or None to skip the range check.
         name: argument name used in error messages.
     """
-    if not isinstance(idx, torch.Tensor) or idx.is_floating_point() or idx.is_complex():
-        raise TypeError(f"{name} must be an integer tensor of token indices [B, K]")
+    if (not isinstance(idx, torch.Tensor) or idx.is_floating_point() or idx.is_complex()
+            or idx.dtype == torch.bool):
+        raise TokenIndexTypeError(f"{name} must be an integer tensor of token indices [B, K]")
     if idx.dim() == 1:
         idx = idx.unsqueeze(0).expand(batch, -1)
     if idx.dim() != 2 or idx.shape[0] != batch:
@@ -210,7 +216,8 @@ def check_token_indices(
         low, high = int(idx.min()), int(idx.max())
         if low < 0 or high >= num_tokens:
             raise ValueError(
-                f"{name} holds indices in [{low}, {high}] but there are only {num_tokens} tokens"
+                f"{name} holds indices in [{low}, {high}], outside [0, {num_tokens}): there are "
+                f"only {num_tokens} tokens"
             )
     return idx.long()
 
