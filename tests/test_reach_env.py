@@ -76,6 +76,8 @@ def test_goal_is_reachable_by_replaying_the_goal_actions(seed):
     terminated = False
     for action in env.unwrapped.goal_actions:
         obs, reward, terminated, truncated, info = env.step(action)
+        expected = env.unwrapped.compute_reward(obs["achieved_goal"], obs["desired_goal"])
+        assert reward == pytest.approx(float(expected))
         if terminated:
             break
     assert terminated and info["success"] and info["max_goal_error"] < 0.05
