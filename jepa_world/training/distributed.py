@@ -68,9 +68,16 @@ def setup(device: str = "auto") -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, dev, owns_group=owns)
 
 
-def cleanup(info: DistInfo) -> None:
-    """Destroy the process group if :func:`setup` created it."""
+def cleanup(info: DistInfo, synchronize: bool = True) -> None:
+    """Destroy the process group if :func:`setup` created it.
+
+    ``synchronize``: wait for every rank first (after a normal finish). Tearing gloo down while a
+    peer still talks to it can abort the process ("terminate called without an active
+    exception"); after an error a barrier could hang on a dead rank, so it is skipped.
+    """
     if info.owns_group and dist.is_initialized():
+        if synchronize and info.distributed:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -216,9 +216,12 @@ def pretrain(cfg: PretrainConfig, callback: Callable[[int, dict], None] | None =
     started = time.perf_counter()
     info = du.setup(cfg.device)
     try:
-        return _run(cfg, info, callback, dataset, record_indices, started)
-    finally:
-        du.cleanup(info)
+        result = _run(cfg, info, callback, dataset, record_indices, started)
+    except BaseException:
+        du.cleanup(info, synchronize=False)
+        raise
+    du.cleanup(info)
+    return result
 
 
 def _run(cfg, info, callback, dataset, record_indices, started) -> PretrainResult:
