@@ -118,9 +118,14 @@ class MujocoGoalEnv(gym.Env):
         """Return ``(qpos, qvel)`` of a random start state."""
         raise NotImplementedError
 
-    def _achieved_goal(self) -> np.ndarray:
-        """The goal-space vector of the current state, ``[G]``."""
+    def goal_from_qpos(self, qpos: np.ndarray) -> np.ndarray:
+        """Goal vectors ``[..., G]`` of joint positions ``[..., nq]`` (vectorised; simulator
+        oracles apply it to whole batches of rolled-out states)."""
         raise NotImplementedError
+
+    def _achieved_goal(self) -> np.ndarray:
+        """The goal-space vector of the current state, ``[G]`` (default: from ``qpos``)."""
+        return self.goal_from_qpos(self.data.qpos)
 
     def _proprio(self) -> np.ndarray:
         """Proprioceptive vector of the current state, ``[P]``."""
@@ -188,6 +193,11 @@ class MujocoGoalEnv(gym.Env):
 
     def is_success(self, achieved_goal, desired_goal) -> np.ndarray:
         return np.all(self.goal_error(achieved_goal, desired_goal) < self.success_tolerance, -1)
+
+    @property
+    def desired_goal(self) -> np.ndarray:
+        """The current episode's goal vector ``[G]`` (a copy)."""
+        return self._goal.copy()
 
     # ------------------------------------------------------------------------ simulator state
     def get_sim_state(self) -> np.ndarray:

@@ -32,9 +32,10 @@ class ReachEnv(MujocoGoalEnv):
                          rng.uniform(-self.ELBOW_START_RANGE, self.ELBOW_START_RANGE)])
         return qpos, np.zeros(2)
 
-    def _achieved_goal(self) -> np.ndarray:
-        q = self.data.qpos
-        return np.array([wrap_angle(q[0]), q[1]])
+    def goal_from_qpos(self, qpos: np.ndarray) -> np.ndarray:
+        """``[..., 2]`` -> ``[..., 2]``: the shoulder wrapped to ``[-pi, pi)``, the elbow."""
+        qpos = np.asarray(qpos)
+        return np.stack([wrap_angle(qpos[..., 0]), qpos[..., 1]], axis=-1)
 
     def _goal_bounds(self):
         return np.float32(-np.pi), np.float32(np.pi)  # the elbow's 2.6 rad limit is inside
