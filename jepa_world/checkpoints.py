@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -143,7 +144,7 @@ def load_model(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     try:
         config = json.loads((directory / CONFIG_FILE).read_text())
         tensors = load_file(str(directory / WEIGHTS_FILE))
-    except (OSError, ValueError) as err:  # JSONDecodeError and SafetensorError are ValueErrors
+    except (OSError, ValueError, SafetensorError) as err:
         msg = f"{directory}: not a readable jepa_world model folder ({err})"
         raise CheckpointError(msg) from err
     if not isinstance(config, dict):

@@ -1,4 +1,5 @@
-"""Training losses: V-JEPA's feature-prediction loss and a VideoMAE-style pixel loss.
+"""Training losses: V-JEPA's feature-prediction loss, a VideoMAE-style pixel loss, and the
+world model's latent distance and anti-collapse regulariser.
 
 All functions are pure (no state, no randomness). Token tensors are ``[B, N, D]`` in the
 encoder's token order (time-major, then rows, then columns); index tensors ``[B, K]`` pick
@@ -124,4 +125,39 @@ def pixel_loss(
     return F.mse_loss(predictions, targets)
 
 
-__all__ = ["gather_tokens", "jepa_loss", "pixel_loss", "pixel_targets"]
+def latent_distance(predicted: torch.Tensor, target: torch.Tensor, kind: str = "l1"):
+    """Mean ``|predicted - target|`` (``l1``) or squared difference (``l2``) over all elements.
+
+    Shapes must match exactly (e.g. ``[B, T, N, D]``); gradients flow into both sides.
+    """
+    if predicted.shape != target.shape:
+        raise ValueError(f"predicted {list(predicted.shape)} and target "
+                         f"{list(target.shape)} must have the same shape")
+    if kind == "l1":
+        return F.l1_loss(predicted, target)
+    if kind == "l2":
+        return F.mse_loss(predicted, target)
+    raise ValueError(f"kind must be 'l1' or 'l2', got {kind!r}")
+
+
+def variance_covariance(z: torch.Tensor, target_std: float = 1.0, eps: float = 1e-4):
+    """VICReg's anti-collapse terms of a batch of vectors ``z [M, D]``.
+
+    Returns ``(variance, covariance)``: the mean hinge ``relu(target_std - std_d)`` over dims
+    (zero once every dim varies enough across the batch; large when the batch collapsed to one
+    point), and the mean squared off-diagonal covariance scaled by ``1 / D`` (decorrelates dims,
+    so information spreads instead of being copied).
+    """
+    if z.dim() != 2 or z.shape[0] < 2:
+        raise ValueError(f"z must be [M, D] with M >= 2, got {list(z.shape)}")
+    m, d = z.shape
+    z = z - z.mean(dim=0)
+    std = torch.sqrt(z.var(dim=0) + eps)
+    variance = F.relu(target_std - std).mean()
+    cov = (z.T @ z) / (m - 1)
+    off = cov - torch.diag(torch.diagonal(cov))
+    return variance, off.square().sum() / d
+
+
+__all__ = ["gather_tokens", "jepa_loss", "latent_distance", "pixel_loss", "pixel_targets",
+           "variance_covariance"]

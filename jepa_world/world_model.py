@@ -67,6 +67,11 @@ class WorldModel(nn.Module):
         self.predictor: ACPredictor = build_predictor(config.predictor)
         self.proprio_head = (nn.Linear(config.encoder.embed_dim, config.proprio_dim)
                              if config.proprio_head else None)
+        # Proprio is normalised inside the model (set from data by the trainer); users pass and
+        # get raw values.
+        p = max(config.proprio_dim, 1)
+        self.register_buffer("proprio_mean", torch.zeros(p))
+        self.register_buffer("proprio_std", torch.ones(p))
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN)[:, None, None], False)
         self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD)[:, None, None], False)
 
@@ -105,7 +110,24 @@ class WorldModel(nn.Module):
             got = None if proprio is None else _shape(proprio)
             raise ValueError(f"proprio must be [B, T, {p}] (proprio_dim {p}) = {[b, t, p]}, "
                              f"got {got}")
-        return proprio.to(like.dtype)
+        return ((proprio - self.proprio_mean) / self.proprio_std).to(like.dtype)
+
+    def set_proprio_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Normalisation of proprio inputs / head outputs: ``(p - mean) / std``, each ``[P]``."""
+        p = self.config.proprio_dim
+        if p == 0 or tuple(mean.shape) != (p,) or tuple(std.shape) != (p,):
+            raise ValueError(f"mean and std must be [{p}] (proprio_dim {p}), got "
+                             f"{_shape(mean)}, {_shape(std)}")
+        if not bool((std > 0).all()):
+            raise ValueError(f"std must be > 0, got {std.tolist()}")
+        self.proprio_mean.copy_(mean)
+        self.proprio_std.copy_(std)
+
+    def _raw_proprio(self, normalised: torch.Tensor | None) -> torch.Tensor | None:
+        if normalised is None:
+            return None
+        return normalised * self.proprio_std.to(normalised.dtype) + self.proprio_mean.to(
+            normalised.dtype)
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """Encode frames one at a time (each repeated into a 2-frame tubelet, V-JEPA 2-AC style).
@@ -115,9 +137,19 @@ class WorldModel(nn.Module):
                 with ImageNet mean/std when ``input_norm == "imagenet"``.
 
         Returns:
-            ``[B, T, N, D]`` latents: encoder tokens layer-normed without affine parameters, then
-            pooled to ``N = K`` tokens if a pooler is configured. The encoder runs without
-            gradients (it is frozen); the pooler records them.
+            ``[B, T, N, D]`` latents: :meth:`encode_patches`, then :meth:`pool`. The encoder runs
+            without gradients (it is frozen); the pooler records them.
+        """
+        return self.pool(self.encode_patches(frames))
+
+    def encode_patches(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frozen-encoder patch tokens of each frame, layer-normed without affine parameters.
+
+        Args:
+            frames: ``[B, T, 3, H, W]`` as in :meth:`encode`.
+
+        Returns:
+            ``[B, T, H' W', D]`` (no gradients).
         """
         h, w = as_pair(self.config.image_size)
         if frames.dim() != 5 or tuple(frames.shape[2:]) != (3, h, w):
@@ -130,8 +162,20 @@ class WorldModel(nn.Module):
         with torch.no_grad():
             tokens = self.encoder.encode_frames(rearrange(x, "b t c h w -> b c t h w"))
             tokens = F.layer_norm(tokens, (self.latent_dim,))
-        latents = rearrange(tokens, "b (t n) d -> b t n d", t=t)
-        return self.pooler(latents) if self.pooler is not None else latents
+        return rearrange(tokens, "b (t n) d -> b t n d", t=t)
+
+    def pool(self, patches: torch.Tensor) -> torch.Tensor:
+        """Patch tokens ``[B, T, H' W', D]`` -> latents ``[B, T, N, D]`` (the attentive pooler,
+        or unchanged without one)."""
+        return self.pooler(patches) if self.pooler is not None else patches
+
+    def read_proprio(self, latents: torch.Tensor) -> torch.Tensor:
+        """The proprio head on any latents ``[..., N, D]`` -> raw proprio ``[..., P]`` (e.g. the
+        arm's joint angles read from an encoded goal image; velocities are not visible in one
+        frame, so only position-like entries are meaningful there)."""
+        if self.proprio_head is None:
+            raise ValueError("this world model has no proprio head (proprio_head=False)")
+        return self._raw_proprio(self.proprio_head(latents.mean(dim=-2)))
 
     def _step(self, z: torch.Tensor, actions: torch.Tensor, states: torch.Tensor):
         """Predictor on ``[B, T, N, D]`` latents -> ``([B, T, N, D], [B, T, P] | None)``."""
@@ -157,7 +201,7 @@ class WorldModel(nn.Module):
         b, t = self._check_latents("history", history)
         self._check_actions("actions", actions, (b, t), "B, T")
         latents, pred_proprio = self._step(history, actions, self._states(proprio, b, t, history))
-        return Prediction(latents, pred_proprio)
+        return Prediction(latents, self._raw_proprio(pred_proprio))
 
     def rollout(
         self,
@@ -224,7 +268,8 @@ class WorldModel(nn.Module):
             return pred
         if self.proprio_head is None:
             return Prediction(pred, None)
-        return Prediction(pred, rearrange(torch.cat(props), "(b s) h p -> b s h p", b=b))
+        props_raw = self._raw_proprio(torch.cat(props))
+        return Prediction(pred, rearrange(props_raw, "(b s) h p -> b s h p", b=b))
 
     def _rollout_chunk(self, z, past_actions, states, candidates, window):
         """One chunk of ``C`` candidates: z ``[C, T, N, D]``, past_actions ``[C, T-1, A']``,

@@ -1,0 +1,179 @@
+"""Typed, self-validating config of ``python -m jepa_world.train_wm`` (:func:`train_world_model`).
+
+Like :mod:`jepa_world.training.config`, every group validates itself and names the bad field
+(``loss.rollout_steps: ...``). Library code and tests build it directly:
+``WMTrainConfig(model=WMModelConfig(predictor_dim=32, depth=1), steps=20)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from jepa_world.config import EnvConfig, check, check_choice
+from jepa_world.training.config import PRECISIONS, RESUME_MODES
+
+LATENT_LOSSES = ("l1", "l2")
+
+
+@dataclass
+class EncoderSource:
+    """Which frozen encoder the world model is built on.
+
+    ``path``: a checkpoint ``jepa_world.load_pretrained`` reads (a pretraining step folder, an
+    official V-JEPA file) or a pretraining run folder (its latest checkpoint is used). Empty:
+    ``pretrain_dir``'s latest checkpoint, pretrained first with ``python -m jepa_world.pretrain``'s
+    defaults when there is none (``pretrain``).
+    """
+
+    path: str = ""
+    pretrain_dir: str = "runs/pretrain_tiny"  #: where the default encoder is (or gets) trained
+    pretrain: bool = True  #: train the default encoder when ``pretrain_dir`` has none
+    use_target: bool = True  #: the EMA target encoder (V-JEPA's evaluation encoder) if present
+
+
+@dataclass
+class WMModelConfig:
+    """Predictor, compact latent and conditioning of the world model."""
+
+    pooler_tokens: int = 1  #: K tokens a frame (attentive pooling); 0: the encoder's patch tokens
+    pooler_heads: int = 3
+    predictor_dim: int = 128
+    depth: int = 4
+    num_heads: int = 4
+    mlp_ratio: float = 4.0
+    history: int = 3  #: frames of context (velocity is not visible in one frame)
+    frameskip: int = 5  #: env steps per model step (= the planner's action repeat)
+    use_proprio: bool = True  #: proprio as the predictor's state token + a proprio head
+
+    def __post_init__(self) -> None:
+        check(self.pooler_tokens >= 0, "model.pooler_tokens", f"must be >= 0, got "
+              f"{self.pooler_tokens}")
+        for name in ("pooler_heads", "predictor_dim", "depth", "num_heads", "history",
+                     "frameskip"):
+            value = getattr(self, name)
+            check(value >= 1, f"model.{name}", f"must be >= 1, got {value}")
+        check(self.predictor_dim % self.num_heads == 0, "model.predictor_dim",
+              f"{self.predictor_dim} is not divisible by model.num_heads={self.num_heads}")
+        check(self.mlp_ratio > 0, "model.mlp_ratio", f"must be > 0, got {self.mlp_ratio}")
+
+
+@dataclass
+class WMDataConfig:
+    """The env dataset the world model learns from (collected first when missing)."""
+
+    data_dir: str = ""  #: default ``data/<env>_<size>px`` (the pretraining dataset)
+    collect: bool = True
+    episodes: int = 200
+    episode_length: int = 100
+    val_fraction: float = 0.1  #: held-out episodes (validation loss, rollout benchmarks)
+    encode_batch: int = 256  #: frames per encoder call when caching features
+    cache_features: bool = True  #: keep encoded frames in ``<data_dir>/features`` for reuse
+
+    def __post_init__(self) -> None:
+        for name in ("episodes", "episode_length", "encode_batch"):
+            value = getattr(self, name)
+            check(value >= 1, f"data.{name}", f"must be >= 1, got {value}")
+        check(0 <= self.val_fraction < 1, "data.val_fraction",
+              f"must be in [0, 1), got {self.val_fraction}")
+
+
+@dataclass
+class WMLossConfig:
+    """Teacher forcing + rollout losses on latents, proprio head, anti-collapse regulariser."""
+
+    kind: str = "l1"  #: ``l1`` or ``l2`` distance between predicted and encoded latents
+    rollout_steps: int = 2  #: autoregressive steps of the rollout loss (0: teacher forcing only)
+    teacher_forcing_weight: float = 1.0
+    rollout_weight: float = 1.0
+    proprio_weight: float = 0.1  #: proprio head (normalised targets), needs model.use_proprio
+    state_weight: float = 1.0  #: the proprio head read on ENCODED frames too (anchors latents)
+    target_grad: bool = False  #: let prediction losses train the pooler through the targets
+    variance_weight: float = 1.0  #: VICReg-style hinge on each latent dim's batch std
+    variance_target: float = 0.5  #: the std below which the hinge pushes back
+    covariance_weight: float = 0.04  #: off-diagonal covariance penalty of the latents
+
+    def __post_init__(self) -> None:
+        check_choice(self.kind, LATENT_LOSSES, "loss.kind")
+        check(self.rollout_steps >= 0, "loss.rollout_steps",
+              f"must be >= 0, got {self.rollout_steps}")
+        for name in ("teacher_forcing_weight", "rollout_weight", "proprio_weight", "state_weight",
+                     "variance_weight", "variance_target", "covariance_weight"):
+            value = getattr(self, name)
+            check(value >= 0, f"loss.{name}", f"must be >= 0, got {value}")
+
+
+@dataclass
+class WMOptimConfig:
+    """AdamW with warmup + cosine LR and gradient clipping."""
+
+    lr: float = 1e-3
+    start_lr: float = 1e-4
+    final_lr: float = 1e-5
+    warmup_steps: int = 100
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("lr", "start_lr", "final_lr", "weight_decay", "grad_clip"):
+            value = getattr(self, name)
+            check(value >= 0, f"optim.{name}", f"must be >= 0, got {value}")
+        check(self.lr > 0, "optim.lr", f"must be > 0, got {self.lr}")
+        check(self.warmup_steps >= 0, "optim.warmup_steps",
+              f"must be >= 0, got {self.warmup_steps}")
+
+
+@dataclass
+class WMTrainConfig:
+    """``python -m jepa_world.train_wm``: an action-conditioned world model on a frozen encoder.
+
+    ``batch_size`` is per process (windows of ``model.history + loss.rollout_steps`` frames).
+    """
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    encoder: EncoderSource = field(default_factory=EncoderSource)
+    model: WMModelConfig = field(default_factory=WMModelConfig)
+    data: WMDataConfig = field(default_factory=WMDataConfig)
+    loss: WMLossConfig = field(default_factory=WMLossConfig)
+    optim: WMOptimConfig = field(default_factory=WMOptimConfig)
+    steps: int = 3000
+    batch_size: int = 32
+    precision: str = "auto"  #: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32``, ``bf16``
+    device: str = "auto"
+    seed: int = 0
+    log_interval: int = 25
+    eval_interval: int = 250  #: steps between validation losses (held-out episodes)
+    checkpoint_interval: int = 500
+    keep_checkpoints: int = 2
+    run_dir: str = ""  #: default ``outputs/train_wm/<time>`` (the CLI: Hydra's output dir)
+    resume: str = "auto"
+    progress: bool = True
+    tensorboard: bool = True
+
+    def __post_init__(self) -> None:
+        check_choice(self.precision, PRECISIONS, "precision")
+        check_choice(self.resume, RESUME_MODES, "resume")
+        for name in ("steps", "batch_size", "log_interval", "eval_interval",
+                     "checkpoint_interval", "keep_checkpoints"):
+            value = getattr(self, name)
+            check(value >= 1, name, f"must be >= 1, got {value}")
+        check(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
+        check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
+              "device", f"{self.device!r} is not auto, cpu, cuda or cuda:<index>")
+        if self.loss.proprio_weight > 0 and not self.model.use_proprio:
+            check(False, "loss.proprio_weight", "needs model.use_proprio=true (or set it to 0)")
+        span = (self.window_frames - 1) * self.model.frameskip
+        check(span <= self.data.episode_length, "model.frameskip",
+              f"a window of {self.window_frames} frames at frameskip {self.model.frameskip} spans "
+              f"{span} steps, more than data.episode_length={self.data.episode_length}")
+
+    @property
+    def window_frames(self) -> int:
+        """Frames a training window holds: the history, then ``rollout_steps`` more (>= 2)."""
+        return max(self.model.history + self.loss.rollout_steps, 2)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+__all__ = ["EncoderSource", "WMDataConfig", "WMLossConfig", "WMModelConfig", "WMOptimConfig",
+           "WMTrainConfig"]

@@ -1,0 +1,162 @@
+"""Episodes for world-model training, with every frame encoded ONCE by the frozen encoder.
+
+The encoder is frozen, so its features are a pure function of the frame: caching them turns
+each training step into a few small matrix products instead of a ViT forward per frame. Windows
+are sampled on the fly from the cache (``[E, L, N, D]`` in float16, ~25 KB a 64-token frame).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from einops import rearrange
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from jepa_world.atomic import atomic_write
+from jepa_world.data.windows import WindowDataset
+from jepa_world.errors import DatasetError
+
+
+@dataclass
+class EncodedEpisodes:
+    """Equal-length episodes: ``tokens [E, L, N, D]`` (float16), ``actions [E, L - 1, A]``,
+    ``proprio [E, L, P]``, ``ids [E]`` (dataset episode ids)."""
+
+    tokens: torch.Tensor
+    actions: torch.Tensor
+    proprio: torch.Tensor
+    ids: list[int]
+
+    @property
+    def num_frames(self) -> int:
+        return self.tokens.shape[1]
+
+    def window_starts(self, window: int, frameskip: int) -> int:
+        """Number of valid start frames of a ``window``-frame window at ``frameskip``."""
+        return self.num_frames - (window - 1) * frameskip
+
+    def windows(
+        self, episode: torch.Tensor, start: torch.Tensor, window: int, frameskip: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Gather windows: ``episode, start [B]`` -> tokens ``[B, W, N, D]`` (float32), step
+        actions ``[B, W - 1, frameskip * A]`` (the env actions between frames, concatenated),
+        proprio ``[B, W, P]``."""
+        frames = start[:, None] + torch.arange(window) * frameskip  # [B, W]
+        tokens = self.tokens[episode[:, None], frames].float()
+        steps = start[:, None] + torch.arange((window - 1) * frameskip)  # [B, (W-1) s]
+        actions = rearrange(self.actions[episode[:, None], steps], "b (w s) a -> b w (s a)",
+                            s=frameskip)
+        return tokens, actions, self.proprio[episode[:, None], frames]
+
+    def sample(
+        self, batch: int, window: int, frameskip: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``batch`` windows uniformly over episodes and start frames (see :meth:`windows`)."""
+        starts = self.window_starts(window, frameskip)
+        if starts < 1:
+            raise DatasetError(f"episodes of {self.num_frames} frames are too short for windows "
+                               f"of {window} frames at frameskip {frameskip}")
+        episode = torch.randint(len(self.ids), (batch,), generator=generator)
+        start = torch.randint(starts, (batch,), generator=generator)
+        return self.windows(episode, start, window, frameskip)
+
+
+def encode_episodes(
+    root: str | Path,
+    episodes: Sequence[int],
+    encode: Callable[[torch.Tensor], torch.Tensor],
+    batch_frames: int = 256,
+    progress: bool = False,
+) -> EncodedEpisodes:
+    """Read whole episodes of a dataset and encode their frames.
+
+    Args:
+        root: dataset folder (``python -m jepa_world.collect``).
+        episodes: episode ids to load (all must have the dataset's ``episode_length``).
+        encode: frozen frame encoder, uint8 ``[F, 3, H, W]`` -> ``[F, N, D]``.
+        batch_frames: frames per ``encode`` call.
+        progress: show a tqdm bar.
+    """
+    if not episodes:
+        raise DatasetError(f"{root}: no episodes selected")
+    data = WindowDataset(root, context=1, episodes=episodes)
+    length = data.manifest.episode_length
+    full = WindowDataset(root, context=length + 1, episodes=episodes)
+    if len(full) != len(episodes):
+        raise DatasetError(f"{root}: every episode must have {length} steps to be encoded whole; "
+                           f"{len(episodes) - len(full)} are shorter")
+    tokens, actions, proprio = [], [], []
+    ids = []
+    bar = tqdm(range(len(full)), desc="encoding frames", unit="episode", disable=not progress)
+    pending: list[torch.Tensor] = []
+    for index in bar:
+        item = full[index]
+        ids.append(int(item["episode"]))
+        actions.append(item["actions"])
+        proprio.append(item["proprio"])
+        pending.append(item["pixels"])
+        if sum(p.shape[0] for p in pending) >= batch_frames or index == len(full) - 1:
+            frames = torch.cat(pending)
+            with torch.no_grad():
+                out = torch.cat([encode(chunk) for chunk in frames.split(batch_frames)])
+            tokens.extend(out.to(torch.float16).split(length + 1))
+            pending = []
+    full.close()
+    data.close()
+    return EncodedEpisodes(torch.stack(tokens), torch.stack(actions), torch.stack(proprio), ids)
+
+
+def encoder_fingerprint(encoder: torch.nn.Module, *extra: object) -> str:
+    """A short hash of an encoder's weights (and anything else that changes its features)."""
+    digest = hashlib.sha256(json.dumps([str(e) for e in extra]).encode())
+    for name, tensor in sorted(encoder.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def cached_encode_episodes(
+    root: str | Path,
+    episodes: Sequence[int],
+    encode: Callable[[torch.Tensor], torch.Tensor],
+    fingerprint: str,
+    cache_dir: str | Path | None,
+    batch_frames: int = 256,
+    progress: bool = False,
+) -> EncodedEpisodes:
+    """:func:`encode_episodes`, stored in ``cache_dir/<fingerprint>-<episodes hash>.safetensors``
+    and read back from there next time (encoding is most of a short run's time on a CPU).
+
+    ``fingerprint`` must identify the encoder and preprocessing (:func:`encoder_fingerprint`);
+    the dataset's manifest and the episode ids are added to the key here. An unreadable cache
+    file is re-created, never trusted. ``cache_dir=None`` disables caching.
+    """
+    if cache_dir is None:
+        return encode_episodes(root, episodes, encode, batch_frames, progress)
+    manifest = (Path(root) / "manifest.json").read_bytes()
+    key = hashlib.sha256(manifest + json.dumps(sorted(int(e) for e in episodes)).encode())
+    path = Path(cache_dir) / f"{fingerprint}-{key.hexdigest()[:16]}.safetensors"
+    if path.exists():
+        try:
+            tensors = load_file(str(path))
+            return EncodedEpisodes(tensors["tokens"], tensors["actions"], tensors["proprio"],
+                                   tensors["ids"].tolist())
+        except (SafetensorError, KeyError, OSError) as err:
+            print(f"feature cache {path} is unreadable ({err}); encoding again")
+    data = encode_episodes(root, episodes, encode, batch_frames, progress)
+    tensors = {"tokens": data.tokens.contiguous(), "actions": data.actions.contiguous(),
+               "proprio": data.proprio.contiguous(),
+               "ids": torch.tensor(data.ids, dtype=torch.int64)}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp))
+    return data
+
+
+__all__ = ["EncodedEpisodes", "cached_encode_episodes", "encode_episodes",
+           "encoder_fingerprint"]

@@ -1,0 +1,198 @@
+"""World-model training on a tiny collected dataset: windows, feature cache, learning, exact
+resume, config validation, the command line and two gloo processes."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from jepa_world.checkpoints import Pretrained, load_pretrained, save_pretrained
+from jepa_world.config import EnvConfig
+from jepa_world.data.windows import WindowDataset
+from jepa_world.errors import ConfigError
+from jepa_world.models.presets import EncoderConfig, build_encoder
+from jepa_world.training.state import latest_checkpoint
+from jepa_world.training.train_wm import train_world_model
+from jepa_world.training.wm_config import (
+    EncoderSource,
+    WMDataConfig,
+    WMLossConfig,
+    WMModelConfig,
+    WMOptimConfig,
+    WMTrainConfig,
+)
+from jepa_world.training.wm_data import cached_encode_episodes, encode_episodes
+from jepa_world.world_model import WorldModel
+from tests.conftest import PYTHON, python_env
+from tests.test_distributed import free_port
+
+TINY_ENCODER = EncoderConfig(img_size=32, patch_size=8, num_frames=2, embed_dim=32, depth=1,
+                             num_heads=2, mlp_hidden_dim=64)
+TINY_WM = dict(pooler_tokens=1, pooler_heads=2, predictor_dim=32, depth=1, num_heads=2,
+               history=2, frameskip=2)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def encoder_dir(tmp_path_factory) -> Path:
+    """A random-init tiny encoder saved like a pretraining checkpoint."""
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("encoder") / "step_000001"
+    config = {"encoder": dataclasses.asdict(TINY_ENCODER), "predictor_type": "masked"}
+    save_pretrained(Pretrained(build_encoder(TINY_ENCODER), None, None, "jepa_world", config),
+                    folder)
+    return folder
+
+
+def tiny_config(data: Path, encoder: Path, run_dir: Path, **overrides) -> WMTrainConfig:
+    fields = dict(
+        env=EnvConfig(image_size=32), encoder=EncoderSource(path=str(encoder)),
+        model=WMModelConfig(**TINY_WM),
+        data=WMDataConfig(data_dir=str(data), collect=False, episode_length=12,
+                          val_fraction=0.2, cache_features=False),
+        loss=WMLossConfig(rollout_steps=1),
+        optim=WMOptimConfig(lr=3e-3, start_lr=3e-4, warmup_steps=5),
+        steps=40, batch_size=8, log_interval=5, eval_interval=20, checkpoint_interval=10,
+        run_dir=str(run_dir), progress=False, tensorboard=False, device="cpu")
+    fields.update(overrides)
+    return WMTrainConfig(**fields)
+
+
+def test_windows_match_the_window_dataset(tiny_dataset):
+    episodes = encode_episodes(tiny_dataset, [0, 1], lambda f: f.float().mean((2, 3))[:, None])
+    assert episodes.tokens.shape == (2, 13, 1, 3) and episodes.tokens.dtype == torch.float16
+    tokens, actions, proprio = episodes.windows(torch.tensor([1]), torch.tensor([3]), 3, 2)
+    ref = WindowDataset(tiny_dataset, context=3, frameskip=2, episodes=[1])
+    item = ref[3]
+    assert torch.equal(actions[0], item["actions"])
+    assert torch.equal(proprio[0], item["proprio"])
+    pixels_mean = item["pixels"].float().mean((2, 3)).half().float()
+    assert torch.allclose(tokens[0, :, 0], pixels_mean)
+
+
+def test_feature_cache_is_reused_and_rebuilt_when_corrupt(tiny_dataset, tmp_path):
+    calls = []
+
+    def encode(frames):
+        calls.append(len(frames))
+        return frames.float().mean((2, 3))[:, None]
+
+    first = cached_encode_episodes(tiny_dataset, [0, 2], encode, "enc", tmp_path)
+    n = len(calls)
+    again = cached_encode_episodes(tiny_dataset, [2, 0], encode, "enc", tmp_path)
+    assert len(calls) == n  # read from the cache, not encoded again
+    assert torch.equal(first.tokens, again.tokens) and first.ids == again.ids
+    cached = next(tmp_path.glob("enc-*.safetensors"))
+    cached.write_bytes(b"garbage")
+    rebuilt = cached_encode_episodes(tiny_dataset, [0, 2], encode, "enc", tmp_path)
+    assert len(calls) > n and torch.equal(rebuilt.tokens, first.tokens)
+    other = cached_encode_episodes(tiny_dataset, [0, 2], encode, "other", tmp_path)
+    assert torch.equal(other.tokens, first.tokens) and len(list(tmp_path.glob("*"))) == 2
+
+
+def test_training_learns_and_saves_a_loadable_world_model(tiny_dataset, encoder_dir, tmp_path):
+    result = train_world_model(tiny_config(tiny_dataset, encoder_dir, tmp_path / "run"))
+    first, last = sum(result.losses[:5]) / 5, sum(result.losses[-5:]) / 5
+    assert last < 0.7 * first, (first, last)
+    assert set(result.val) >= {"val/teacher_forcing", "val/rollout", "val/copy_last_rollout"}
+    model = WorldModel.from_pretrained(tmp_path / "run" / "world_model")
+    assert model.config.frameskip == 2 and model.config.proprio_dim == 4
+    assert model.config.env_id == "jepa_world/Reach-v0"
+    # proprio normalisation was fitted to the data, and the frozen encoder was not trained
+    assert not torch.equal(model.proprio_std, torch.ones(4))
+    original = load_pretrained(encoder_dir).encoder.state_dict()
+    assert all(torch.equal(model.encoder.state_dict()[k], v) for k, v in original.items())
+    frames = torch.randint(0, 255, (1, 2, 3, 32, 32), dtype=torch.uint8)
+    assert model.encode(frames).shape == (1, 2, 1, 32)
+
+
+def test_resume_reproduces_the_uninterrupted_run(tiny_dataset, encoder_dir, tmp_path):
+    full = train_world_model(tiny_config(tiny_dataset, encoder_dir, tmp_path / "a", steps=20))
+
+    def crash(step, loss):
+        if step == 13:  # after the checkpoint at step 10
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_world_model(tiny_config(tiny_dataset, encoder_dir, tmp_path / "b", steps=20),
+                          callback=crash)
+    assert latest_checkpoint(tmp_path / "b").name == "step_000010"
+    resumed = train_world_model(tiny_config(tiny_dataset, encoder_dir, tmp_path / "b",
+                                            steps=20))
+    assert resumed.losses == full.losses[10:]
+    a = WorldModel.from_pretrained(tmp_path / "a" / "world_model").state_dict()
+    b = WorldModel.from_pretrained(tmp_path / "b" / "world_model").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ConfigError, match="resume: .* another batch_size"):
+        train_world_model(tiny_config(tiny_dataset, encoder_dir, tmp_path / "b", steps=30,
+                                      batch_size=4))
+
+
+@pytest.mark.parametrize("build, field", [
+    (lambda: WMLossConfig(kind="huber"), "loss.kind"),
+    (lambda: WMModelConfig(predictor_dim=30, num_heads=4), "model.predictor_dim"),
+    (lambda: WMDataConfig(val_fraction=1.0), "data.val_fraction"),
+    (lambda: WMTrainConfig(model=WMModelConfig(frameskip=40)), "model.frameskip"),
+    (lambda: WMTrainConfig(model=WMModelConfig(use_proprio=False)), "loss.proprio_weight"),
+])
+def test_config_errors_name_the_field(build, field):
+    with pytest.raises(ConfigError, match=f"^{field}: "):
+        build()
+
+
+def test_missing_encoder_is_a_clear_error(tiny_dataset, tmp_path):
+    cfg = tiny_config(tiny_dataset, tmp_path / "nope", tmp_path / "run")
+    with pytest.raises(ConfigError, match="encoder.path: .* does not exist"):
+        train_world_model(cfg)
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([PYTHON, "-m", "jepa_world.train_wm", *args], cwd=cwd,
+                          env=dict(python_env(), OMP_NUM_THREADS="1"), capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_cli_trains_and_reports_bad_overrides(tiny_dataset, encoder_dir, tmp_path):
+    model = [f"model.{k}={v}" for k, v in TINY_WM.items()]
+    proc = run_cli(f"data.data_dir={tiny_dataset}", f"encoder.path={encoder_dir}",
+                   "env.image_size=32", "data.episode_length=12", "data.val_fraction=0.2",
+                   f"run_dir={tmp_path / 'run'}", "steps=4", "batch_size=4",
+                   "checkpoint_interval=2", "loss.rollout_steps=1", *model, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "train_wm done: 4 steps" in proc.stdout
+    assert latest_checkpoint(tmp_path / "run").name == "step_000004"
+    assert (tmp_path / "run" / "world_model" / "model.safetensors").is_file()
+    assert list((tmp_path / "run" / "tb").glob("events.*"))
+    proc = run_cli("loss.kind=huber", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: loss.kind: 'huber' is not one of l1, l2"
+
+
+@pytest.mark.slow
+def test_torchrun_two_gloo_processes(tiny_dataset, encoder_dir, tmp_path):
+    model = [f"model.{k}={v}" for k, v in TINY_WM.items()]
+    proc = subprocess.run(
+        [PYTHON, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
+         "-m", "jepa_world.train_wm", f"data.data_dir={tiny_dataset}",
+         f"encoder.path={encoder_dir}", "env.image_size=32", "data.episode_length=12",
+         "data.val_fraction=0.2", f"run_dir={tmp_path / 'run'}", "steps=4", "batch_size=4",
+         "checkpoint_interval=2", "loss.rollout_steps=1", "progress=false", *model],
+        cwd=tmp_path, env=dict(python_env(), OMP_NUM_THREADS="1"), capture_output=True,
+        text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("train_wm done: 4 steps") == 1  # rank 0 reports
+    assert "2 x cpu" in proc.stderr + proc.stdout
+    assert latest_checkpoint(tmp_path / "run").name == "step_000004"
+
