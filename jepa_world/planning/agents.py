@@ -1,0 +1,136 @@
+"""What the MPC loop plans with: a model of the task that turns the current observation history
+and goal into a planning objective.
+
+* :class:`WorldModelAgent`: a learned :class:`~jepa_world.world_model.WorldModel`, goal given as
+  an image only (the library's main use);
+* :class:`OracleAgent`: the true simulator (the ceiling of a planner at a given budget);
+* :class:`BlindAgent`: no model at all (for the random-actions baseline).
+
+An agent is told about every executed planner action (``observe``) and hands out a fresh
+``objective`` for each replan. Agents know nothing about planners, loggers or files.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from einops import rearrange, repeat
+
+from jepa_world.planning.objectives import LatentObjective
+from jepa_world.world_model import WorldModel
+
+AGENTS = ("world_model", "oracle", "random")
+
+
+class Agent(Protocol):
+    name: str
+
+    def reset(self, env: Any, obs: dict[str, np.ndarray]) -> None: ...
+
+    def observe(self, obs: dict[str, np.ndarray], action: np.ndarray) -> None: ...
+
+    def objective(self) -> Any: ...
+
+
+def _frames(pixels: np.ndarray) -> torch.Tensor:
+    """uint8 ``[H, W, 3]`` -> ``[1, 1, 3, H, W]``."""
+    return rearrange(torch.from_numpy(np.ascontiguousarray(pixels)), "h w c -> 1 1 c h w")
+
+
+class WorldModelAgent:
+    """Plans in the latent space of a world model from pixels (+ proprio) and a goal image.
+
+    Keeps the last ``history_length`` frames' latents, the step actions between them and their
+    proprio. A step action is the planner action tiled ``frameskip`` times (the action is held
+    for ``frameskip`` env steps, which must be the protocol's action repeat).
+    """
+
+    name = "world_model"
+
+    def __init__(self, model: WorldModel, cost: str = "l1", reduce: str = "sum",
+                 chunk_size: int = 1024) -> None:
+        self.model = model.eval()
+        self.cost, self.reduce, self.chunk_size = cost, reduce, chunk_size
+        self.device = model.pixel_mean.device
+        self.dtype = model.pixel_mean.dtype
+        self.latents = self.goal = self.actions = self.proprio = None
+
+    @torch.no_grad()
+    def encode(self, pixels: np.ndarray) -> torch.Tensor:
+        """One frame ``[H, W, 3]`` uint8 -> latents ``[1, 1, N, D]``."""
+        return self.model.encode(_frames(pixels).to(self.device))
+
+    def _proprio(self, obs: dict[str, np.ndarray]) -> torch.Tensor | None:
+        if self.model.config.proprio_dim == 0:
+            return None
+        return torch.as_tensor(obs["proprio"], dtype=self.dtype, device=self.device)[None, None]
+
+    def reset(self, env: Any, obs: dict[str, np.ndarray]) -> None:
+        self.model.check_env(env)
+        self.latents = self.encode(obs["pixels"])
+        self.goal = self.encode(obs["goal_pixels"])[:, 0]
+        self.proprio = self._proprio(obs)
+        a_dim = self.model.config.step_action_dim
+        self.actions = torch.zeros(1, 0, a_dim, dtype=self.dtype, device=self.device)
+
+    def observe(self, obs: dict[str, np.ndarray], action: np.ndarray) -> None:
+        keep = self.model.config.history_length
+        step = repeat(torch.as_tensor(action, dtype=self.dtype, device=self.device),
+                      "a -> 1 1 (f a)", f=self.model.config.frameskip)
+        self.latents = torch.cat([self.latents, self.encode(obs["pixels"])], 1)[:, -keep:]
+        self.actions = torch.cat([self.actions, step], 1)[:, -(keep - 1):] if keep > 1 \
+            else self.actions
+        if self.proprio is not None:
+            self.proprio = torch.cat([self.proprio, self._proprio(obs)], 1)[:, -keep:]
+
+    @torch.no_grad()
+    def imagine(self, plan: torch.Tensor) -> torch.Tensor:
+        """The model's imagined latents ``[H, N, D]`` of a plan ``[H, A]`` from now."""
+        return self.objective().imagine(plan[None, None].to(self.device, self.dtype))[0, 0]
+
+    def objective(self) -> LatentObjective:
+        return LatentObjective(self.model, self.latents, self.goal,
+                               history_actions=self.actions, proprio=self.proprio,
+                               cost=self.cost, reduce=self.reduce, chunk_size=self.chunk_size)
+
+
+class OracleAgent:
+    """The simulator scores candidates exactly (:class:`SimulatorObjective`)."""
+
+    name = "oracle"
+
+    def __init__(self, action_repeat: int, reduce: str = "sum") -> None:
+        self.action_repeat, self.reduce = action_repeat, reduce
+        self.env = None
+
+    def reset(self, env: Any, obs: dict[str, np.ndarray]) -> None:
+        self.env = env
+
+    def observe(self, obs: dict[str, np.ndarray], action: np.ndarray) -> None:
+        pass
+
+    def objective(self):
+        from jepa_world.planning.oracle import SimulatorObjective
+
+        return SimulatorObjective.from_envs([self.env], action_repeat=self.action_repeat,
+                                            reduce=self.reduce)
+
+
+class BlindAgent:
+    """No model: every candidate costs 0 (the random planner ignores costs anyway)."""
+
+    name = "random"
+
+    def reset(self, env: Any, obs: dict[str, np.ndarray]) -> None:
+        pass
+
+    def observe(self, obs: dict[str, np.ndarray], action: np.ndarray) -> None:
+        pass
+
+    def objective(self):
+        return lambda actions: actions.new_zeros(actions.shape[:2])
+
+
+__all__ = ["AGENTS", "Agent", "BlindAgent", "OracleAgent", "WorldModelAgent"]

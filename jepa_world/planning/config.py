@@ -1,0 +1,108 @@
+"""Typed, self-validating config of ``python -m jepa_world.plan`` (:func:`plan_episodes`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jepa_world.config import EnvConfig, check, check_choice
+from jepa_world.envs.protocol import EvalProtocol
+from jepa_world.planning.agents import AGENTS
+from jepa_world.planning.objectives import REDUCTIONS
+from jepa_world.planning.visualize import VIDEO_FORMATS
+
+COSTS = ("l1", "l2")
+
+
+def shipped_model_dir(env_short_name: str) -> Path:
+    """Where the project's own trained model of a task is installed (package data)."""
+    return Path(__file__).resolve().parent.parent / "pretrained" / env_short_name
+
+
+@dataclass
+class PlanConfig:
+    """N seeded episodes of MPC under the fixed-budget protocol, per agent.
+
+    ``planner``: ``{"name": "cem" | "mppi" | "gradient" | "random", <its config fields>}``
+    (Hydra group ``planner=``). ``agents``: what plans: ``world_model`` (the model in the
+    folder ``world_model``, goal given as an image), ``oracle`` (the simulator, same planner:
+    the ceiling of this budget), ``random`` (uniform random actions); reported side by side.
+    """
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    planner: dict[str, Any] = field(default_factory=lambda: {"name": "cem"})
+    world_model: str = ""  #: world-model folder; default the shipped model of the env
+    agents: list[str] = field(default_factory=lambda: ["world_model"])
+    episodes: int = 50
+    seed: int = 1000  #: first episode's env seed (episode i: seed + i); data used seeds < 1000
+    step_budget: int = EvalProtocol.step_budget
+    action_repeat: int = EvalProtocol.action_repeat
+    replan_every: int = 1  #: planner actions executed between replans
+    warm_start: bool = True
+    cost: str = "l1"  #: latent distance to the goal: ``l1`` or ``l2``
+    reduce: str = "sum"  #: ``sum`` over the horizon or ``final`` step only
+    chunk_size: int = 1024  #: candidates imagined at once (memory bound)
+    videos: int = 3  #: episodes per agent written as videos (0: none)
+    video_format: str = "gif"
+    device: str = "cpu"  #: ``cpu``, ``cuda``, ``auto``
+    threads: int = 0  #: torch CPU threads (0: torch's default)
+    output_dir: str = ""  #: default ``outputs/plan/<time>`` (the CLI: Hydra's output dir)
+    progress: bool = True
+    tensorboard: bool = True
+
+    def __post_init__(self) -> None:
+        name = self.planner.get("name") if isinstance(self.planner, dict) else None
+        fields_ = {k: v for k, v in dict(self.planner).items() if k != "name"}
+        try:
+            import torch
+
+            from jepa_world.planners import ActionBounds, make_planner
+
+            make_planner(str(name), ActionBounds(-torch.ones(1), torch.ones(1)), **fields_)
+        except (ValueError, TypeError) as err:
+            check(False, "planner", str(err))
+        self.agents = [str(a) for a in self.agents]
+        check(bool(self.agents), "agents", f"name at least one of {', '.join(AGENTS)}")
+        for agent in self.agents:
+            check_choice(agent, AGENTS, "agents")
+        for key in ("episodes", "step_budget", "action_repeat", "replan_every", "chunk_size"):
+            value = getattr(self, key)
+            check(value >= 1, key, f"must be >= 1, got {value}")
+        check(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
+        check(self.videos >= 0, "videos", f"must be >= 0, got {self.videos}")
+        check(self.threads >= 0, "threads", f"must be >= 0, got {self.threads}")
+        check_choice(self.cost, COSTS, "cost")
+        check_choice(self.reduce, REDUCTIONS, "reduce")
+        check_choice(self.video_format, VIDEO_FORMATS, "video_format")
+        check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
+              "device", f"{self.device!r} is not auto, cpu, cuda or cuda:<index>")
+        horizon = int(self.planner.get("horizon", 5))
+        check(self.replan_every <= horizon, "replan_every",
+              f"{self.replan_every} exceeds the planner horizon {horizon}")
+
+    @property
+    def planner_name(self) -> str:
+        return str(self.planner["name"])
+
+    @property
+    def planner_fields(self) -> dict[str, Any]:
+        return {k: v for k, v in self.planner.items() if k != "name"}
+
+    @property
+    def model_dir(self) -> Path:
+        if self.world_model:
+            return Path(self.world_model)
+        return shipped_model_dir(self.env.short_name)
+
+    def protocol(self) -> dict[str, Any]:
+        return {"goal_offset": EvalProtocol.goal_offset,
+                "success_tolerance": EvalProtocol.success_tolerance,
+                "step_budget": self.step_budget, "action_repeat": self.action_repeat,
+                "episodes": self.episodes, "first_seed": self.seed}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+__all__ = ["PlanConfig", "shipped_model_dir"]

@@ -1,0 +1,163 @@
+"""One ``python -m jepa_world.plan`` run: build env, planner and agents, evaluate each agent on
+the same seeded episodes, write videos, ``summary.json`` and TensorBoard scalars."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import torch
+
+from jepa_world.atomic import atomic_write_text
+from jepa_world.checkpoints import CheckpointError
+from jepa_world.errors import ConfigError
+from jepa_world.models.positions import as_pair
+from jepa_world.planners import ActionBounds, make_planner
+from jepa_world.planning.agents import BlindAgent, OracleAgent, WorldModelAgent
+from jepa_world.planning.config import PlanConfig
+from jepa_world.planning.evaluate import AgentSummary, evaluate
+from jepa_world.planning.visualize import build_frame_bank, episode_panels, write_video
+from jepa_world.world_model import WorldModel
+
+SUMMARY_FILE = "summary.json"
+
+
+def load_world_model(cfg: PlanConfig, device: torch.device) -> WorldModel:
+    """The world model of ``cfg.model_dir``, checked against the env config."""
+    folder = cfg.model_dir
+    if not folder.exists():
+        hint = "check the path" if cfg.world_model else (
+            "train one with `python -m jepa_world.train_wm` and pass "
+            "world_model=<run_dir>/world_model")
+        raise ConfigError(f"world_model: {folder} does not exist; {hint}")
+    try:
+        model = WorldModel.from_pretrained(folder, map_location=device)
+    except CheckpointError as err:
+        raise ConfigError(f"world_model: {err}") from err
+    mc = model.config
+    if mc.env_id not in (None, cfg.env.env_id):
+        raise ConfigError(f"world_model: {folder} was trained on {mc.env_id}, not "
+                          f"{cfg.env.env_id}; pass env=<its env> or another model")
+    size = as_pair(mc.image_size)
+    if size != (cfg.env.image_size, cfg.env.image_size):
+        raise ConfigError(f"env.image_size: the model at {folder} sees {size[0]}x{size[1]} "
+                          f"frames, not {cfg.env.image_size}; set env.image_size={size[0]}")
+    if mc.frameskip != cfg.action_repeat:
+        raise ConfigError(f"action_repeat: the model at {folder} predicts {mc.frameskip} env "
+                          f"steps ahead per action; set action_repeat={mc.frameskip}")
+    return model.eval()
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def plan_episodes(cfg: PlanConfig) -> dict[str, Any]:
+    """Evaluate every agent of ``cfg`` and write the outputs; returns the summary dict.
+
+    Outputs in ``cfg.output_dir``: ``summary.json``, ``videos/<agent>_seed<k>.<fmt>``,
+    ``tb/`` (TensorBoard). Raises :class:`ConfigError` for a missing or mismatched model.
+    """
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.output_dir or f"outputs/plan/{time.strftime('%Y-%m-%d_%H-%M-%S')}")
+    device = _device(cfg.device)
+    import jepa_world.envs  # noqa: F401  (registers the envs)
+
+    model = load_world_model(cfg, device) if "world_model" in cfg.agents else None
+    env = gym.make(cfg.env.env_id, image_size=cfg.env.image_size,
+                   frame_skip=cfg.env.frame_skip, max_episode_steps=cfg.step_budget)
+    bounds = ActionBounds.from_space(env.action_space, device=device)
+    seeds = list(range(cfg.seed, cfg.seed + cfg.episodes))
+    writer = _writer(out / "tb") if cfg.tensorboard else None
+    bank = None
+    summaries: dict[str, AgentSummary] = {}
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        for name in cfg.agents:
+            agent: Any
+            if name == "world_model":
+                agent = WorldModelAgent(model, cost=cfg.cost, reduce=cfg.reduce,
+                                        chunk_size=cfg.chunk_size)
+                if cfg.videos and bank is None:
+                    bank = build_frame_bank(gym.make(cfg.env.env_id,
+                                                     image_size=cfg.env.image_size,
+                                                     frame_skip=cfg.env.frame_skip),
+                                            agent.encode)
+            elif name == "oracle":
+                agent = OracleAgent(cfg.action_repeat, reduce=cfg.reduce)
+            else:
+                agent = BlindAgent()
+            planner_name = "random" if name == "random" else cfg.planner_name
+            fields = {"horizon": cfg.planner.get("horizon", 5)} if name == "random" \
+                else cfg.planner_fields
+            planner = make_planner(planner_name, bounds, **fields)
+
+            def on_episode(i, result, name=name, bank=bank):
+                if writer is not None:
+                    writer.add_scalar(f"{name}/success", float(result.success), i)
+                    writer.add_scalar(f"{name}/steps", result.steps, i)
+                    writer.add_scalar(f"{name}/final_error", result.final_error, i)
+                if result.frames:
+                    panels = episode_panels(result, bank if name == "world_model" else None,
+                                            cfg.action_repeat)
+                    write_video(out / "videos" / f"{name}_seed{result.seed}.{cfg.video_format}",
+                                panels)
+
+            summary = evaluate(env, agent, planner, seeds, cfg.action_repeat, cfg.step_budget,
+                               replan_every=cfg.replan_every, warm_start=cfg.warm_start,
+                               planner_seed=0, record=lambda i: i < cfg.videos,
+                               on_episode=on_episode, progress=cfg.progress,
+                               planner_name=planner_name)
+            summaries[name] = summary
+            if writer is not None:
+                writer.add_scalar(f"{name}/success_rate", summary.success_rate, 0)
+                writer.add_scalar(f"{name}/plan_seconds_median", summary.plan_seconds_median, 0)
+    finally:
+        env.close()
+        if writer is not None:
+            writer.close()
+    first = summaries[cfg.agents[0]]
+    report = {
+        "env": cfg.env.env_id, "model": str(cfg.model_dir) if model is not None else None,
+        "planner": cfg.planner, "protocol": cfg.protocol(),
+        # the first agent's numbers at the top level (the headline), all agents below
+        "agent": first.agent, "success_rate": first.success_rate,
+        "success_ci95": first.success_ci95, "episodes": first.episodes,
+        "plan_seconds_median": first.plan_seconds_median,
+        "plan_seconds_mean": first.plan_seconds_mean,
+        "steps_to_success_median": first.steps_to_success_median,
+        "agents": {k: v.to_dict() for k, v in summaries.items()},
+        "device": str(device), "torch_threads": torch.get_num_threads(),
+    }
+    atomic_write_text(out / SUMMARY_FILE, json.dumps(report, indent=1))
+    report["output_dir"] = str(out)
+    return report
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """Markdown table of the agents side by side."""
+    lines = ["| agent | planner | success | 95% CI | plan s (median / mean) | steps to success "
+             "(median) |", "|---|---|---|---|---|---|"]
+    for s in report["agents"].values():
+        lo, hi = s["success_ci95"]
+        steps = "-" if s["steps_to_success_median"] is None else \
+            f"{s['steps_to_success_median']:.0f}"
+        lines.append(f"| {s['agent']} | {s['planner']} | {s['successes']}/{s['episodes']} "
+                     f"({s['success_rate']:.0%}) | {lo:.2f}-{hi:.2f} | "
+                     f"{s['plan_seconds_median']:.3f} / {s['plan_seconds_mean']:.3f} | {steps} |")
+    return "\n".join(lines)
+
+
+def _writer(path: Path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(path))
+
+
+__all__ = ["SUMMARY_FILE", "format_table", "load_world_model", "plan_episodes"]
