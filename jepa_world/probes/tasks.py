@@ -1,0 +1,162 @@
+"""Probe tasks built from a collected reach dataset, split by held-out EPISODES.
+
+* ``state`` - regression of the two joint angles from ONE frame. Targets
+  ``[sin q1, sin q2, cos q1, cos q2]`` (``q = proprio[:, :2]``, wrap-free); metric: R^2 on the
+  test episodes, averaged over the 4 outputs.
+* ``motion`` - 4-way classification from a short clip of the shoulder's motion: direction (sign
+  of the unwrapped change of ``q1`` from the clip's first to its last frame) x speed (``|change|``
+  above the median of the TRAINING clips = fast). A single frame cannot tell either. Metric:
+  accuracy; chance = the test accuracy of always answering the most common training class.
+
+Pixels stay uint8 ``[M, L, 3, H, W]`` (``L = 1`` for ``state``); encoders see them through
+:func:`jepa_world.probes.encoders.extract_features`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from jepa_world.data.windows import WindowDataset
+
+TASK_NAMES = ("state", "motion")
+MOTION_CLASSES = ("cw slow", "cw fast", "ccw slow", "ccw fast")
+
+
+@dataclass
+class TaskData:
+    """Inputs and targets of one task, train and test episodes apart.
+
+    Attributes:
+        name: ``state`` or ``motion``.
+        kind: ``regression`` (targets float ``[M, C]``) or ``classification`` (int64 ``[M]``).
+        metric: ``r2`` or ``accuracy``.
+        num_outputs: ``C`` regression outputs or number of classes.
+        train_pixels, test_pixels: uint8 ``[M, L, 3, H, W]``.
+        train_targets, test_targets: see ``kind``.
+        chance: classification only: majority-class accuracy on the test set.
+        info: task details (e.g. the motion speed threshold), recorded with the results.
+    """
+
+    name: str
+    kind: str
+    metric: str
+    num_outputs: int
+    train_pixels: torch.Tensor
+    train_targets: torch.Tensor
+    test_pixels: torch.Tensor
+    test_targets: torch.Tensor
+    chance: float | None = None
+    info: dict = field(default_factory=dict)
+
+
+def wrap_angle(x: np.ndarray) -> np.ndarray:
+    """Map angles to ``[-pi, pi)``."""
+    return (x + math.pi) % (2 * math.pi) - math.pi
+
+
+def state_targets(angles: np.ndarray) -> np.ndarray:
+    """``angles [M, 2]`` (rad) -> ``[M, 4]`` = ``[sin q1, sin q2, cos q1, cos q2]``."""
+    return np.concatenate([np.sin(angles), np.cos(angles)], axis=-1).astype(np.float32)
+
+
+def angle_change(angles: np.ndarray) -> np.ndarray:
+    """Unwrapped change first -> last frame: ``angles [M, L] -> [M]``.
+
+    Consecutive frames are assumed less than pi apart, so a jump across the +-pi seam counts as
+    the short way round.
+    """
+    return wrap_angle(np.diff(angles, axis=-1)).sum(axis=-1)
+
+
+def motion_labels(angles: np.ndarray, threshold: float | None = None
+                  ) -> tuple[np.ndarray, float]:
+    """Direction x speed classes of a clip's angle trajectory.
+
+    Args:
+        angles: ``[M, L]`` the shoulder angle at each clip frame (rad, possibly wrapped).
+        threshold: ``|change|`` above which a clip is ``fast``; None: the median of these clips
+            (pass the training threshold when labelling test clips).
+
+    Returns:
+        ``(labels [M] int64, threshold)``: ``label = 2 * (change > 0) + (|change| > threshold)``,
+        i.e. indices into :data:`MOTION_CLASSES`.
+    """
+    if angles.ndim != 2 or angles.shape[1] < 2:
+        raise ValueError(f"angles must be [M, L] with L >= 2 frames, got {angles.shape}")
+    change = angle_change(angles)
+    if threshold is None:
+        threshold = float(np.median(np.abs(change)))
+    labels = 2 * (change > 0).astype(np.int64) + (np.abs(change) > threshold).astype(np.int64)
+    return labels, threshold
+
+
+def majority_chance(train_labels: torch.Tensor, test_labels: torch.Tensor) -> float:
+    """Test accuracy of always answering the most frequent training class."""
+    majority = int(torch.bincount(train_labels).argmax())
+    return float((test_labels == majority).float().mean())
+
+
+def load_windows(root: str | Path, episodes: Sequence[int], frames: int, frame_step: int,
+                 stride: int) -> tuple[torch.Tensor, np.ndarray]:
+    """Every window of ``frames`` frames of the given episodes.
+
+    Returns:
+        ``(pixels uint8 [M, frames, 3, H, W], proprio float32 [M, frames, P])``.
+    """
+    ds = WindowDataset(root, context=frames, frameskip=frame_step, stride=stride,
+                       episodes=episodes, fields=("pixels", "proprio"))
+    try:
+        items = [ds[i] for i in range(len(ds))]
+    finally:
+        ds.close()
+    pixels = torch.stack([it["pixels"] for it in items])
+    proprio = np.stack([it["proprio"].numpy() for it in items])
+    return pixels, proprio
+
+
+def build_task(name: str, root: str | Path, train_ids: Sequence[int], test_ids: Sequence[int],
+               frame_stride: int = 2, clip_frames: int = 4, clip_step: int = 2,
+               clip_stride: int = 2) -> TaskData:
+    """Read the windows of task ``name`` and label them.
+
+    Args:
+        name: ``state`` or ``motion``.
+        root: dataset folder (``python -m jepa_world.collect``).
+        train_ids, test_ids: episode ids of the two sets (disjoint).
+        frame_stride: ``state``: env steps between the frames taken from an episode.
+        clip_frames: ``motion``: frames per clip ``L``.
+        clip_step: ``motion``: env steps between consecutive clip frames.
+        clip_stride: ``motion``: env steps between the starts of consecutive clips.
+    """
+    if name not in TASK_NAMES:
+        raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASK_NAMES)}")
+    if set(train_ids) & set(test_ids):
+        raise ValueError("train and test episodes overlap")
+    if name == "state":
+        sets = [load_windows(root, ids, 1, 1, frame_stride) for ids in (train_ids, test_ids)]
+        (trp, trq), (tep, teq) = sets
+        return TaskData(
+            name, "regression", "r2", 4, trp, torch.from_numpy(state_targets(trq[:, 0, :2])),
+            tep, torch.from_numpy(state_targets(teq[:, 0, :2])),
+            info={"targets": "sin q1, sin q2, cos q1, cos q2"})
+    sets = [load_windows(root, ids, clip_frames, clip_step, clip_stride)
+            for ids in (train_ids, test_ids)]
+    (trp, trq), (tep, teq) = sets
+    train_labels, threshold = motion_labels(trq[:, :, 0])
+    test_labels, _ = motion_labels(teq[:, :, 0], threshold)
+    train_y, test_y = torch.from_numpy(train_labels), torch.from_numpy(test_labels)
+    return TaskData(
+        name, "classification", "accuracy", len(MOTION_CLASSES), trp, train_y, tep, test_y,
+        chance=majority_chance(train_y, test_y),
+        info={"classes": list(MOTION_CLASSES), "speed_threshold_rad": threshold,
+              "clip_frames": clip_frames, "clip_step": clip_step})
+
+
+__all__ = ["MOTION_CLASSES", "TASK_NAMES", "TaskData", "angle_change", "build_task",
+           "load_windows", "majority_chance", "motion_labels", "state_targets", "wrap_angle"]
