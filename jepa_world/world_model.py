@@ -8,8 +8,9 @@
     energy = wm.cost(pred[:, :, -1], goal_latents)                  # [B, S]
 
 Latents are ``N`` tokens of width ``D`` a frame: the encoder's ``H' W'`` patch tokens, or the
-``K`` tokens of an :class:`~jepa_world.models.pooling.AttentivePooler` (compact latents: planning
-cost no longer grows with the patch count; the predictor sees them as a ``1 x K`` RoPE grid).
+``K`` tokens of a pooler (``pooler.kind``: ``attentive`` or the position-aware ``grid``). Compact
+latents keep planning cost from growing with the patch count; the predictor sees them as a
+``1 x K`` RoPE grid.
 A step's action is ``frameskip`` env actions concatenated (``A' = frameskip * action_dim``, as
 ``WindowDataset`` gives them); ``proprio`` feeds V-JEPA 2-AC's state token (a zero state of width 1
 when ``proprio_dim == 0``).
@@ -29,7 +30,7 @@ from jepa_world.checkpoints import CheckpointError, load_model, load_pretrained,
 from jepa_world.checkpoints import save_model as _save_model
 from jepa_world.models.ac_predictor import ACPredictor
 from jepa_world.models.inputs import IMAGENET_MEAN, IMAGENET_STD
-from jepa_world.models.pooling import AttentivePooler
+from jepa_world.models.pooling import build_pooler
 from jepa_world.models.positions import as_pair
 from jepa_world.models.presets import (
     ACPredictorConfig,
@@ -62,7 +63,9 @@ class WorldModel(nn.Module):
         self.encoder = build_encoder(config.encoder)
         self.encoder.requires_grad_(False)
         self.encoder.eval()
-        self.pooler = (AttentivePooler.from_config(config.encoder.embed_dim, config.pooler)
+        h, w = as_pair(config.image_size)
+        patches = (h // config.encoder.patch_size) * (w // config.encoder.patch_size)
+        self.pooler = (build_pooler(config.encoder.embed_dim, patches, config.pooler)
                        if config.pooler is not None else None)
         self.predictor: ACPredictor = build_predictor(config.predictor)
         self.proprio_head = (nn.Linear(config.encoder.embed_dim, config.proprio_dim)

@@ -306,3 +306,23 @@ def test_official_ac_fixture_through_world_model():
         step = wm.rollout(feats[:, :3], exp["actions"][:, None, 2:3], exp["states"][:, :3],
                           history_actions=exp["actions"][:, :2])
     assert (step[:, 0, 0] - want[:, 2]).abs().max().item() <= 1e-4
+
+
+def test_grid_pooler_is_position_aware_and_checks_shapes():
+    from jepa_world.models.grid_pooling import GridPooler
+    from jepa_world.models.pooling import PoolerConfig, build_pooler
+
+    torch.manual_seed(0)
+    pooler = build_pooler(16, 4, PoolerConfig(num_tokens=2, kind="grid", grid_channels=3,
+                                              grid_hidden_dim=8))
+    assert isinstance(pooler, GridPooler)
+    tokens = torch.randn(2, 3, 4, 16)
+    out = pooler(tokens)
+    assert out.shape == (2, 3, 2, 16)
+    torch.testing.assert_close(out.mean(-1), torch.zeros(2, 3, 2), atol=1e-5, rtol=0)
+    # the same tokens in other places are another frame (an attentive pooler would not tell)
+    assert not torch.allclose(pooler(tokens.flip(-2)), out)
+    with pytest.raises(ValueError, match=r"tokens must be \[\.\.\., 4, 16\]"):
+        pooler(torch.randn(2, 5, 16))
+    with pytest.raises(ValueError, match="pooler kind"):
+        build_pooler(16, 4, PoolerConfig(kind="max"))

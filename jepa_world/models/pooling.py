@@ -25,6 +25,10 @@ class PoolerConfig:
 
     Attributes:
         num_tokens: ``K``, pooled tokens a frame.
+        kind: ``"attentive"`` (:class:`AttentivePooler`) or ``"grid"`` (position-aware
+            :class:`~jepa_world.models.grid_pooling.GridPooler`; ``num_heads``, ``mlp_ratio``,
+            ``qkv_bias`` and ``norm_eps`` then unused).
+        grid_channels, grid_hidden_dim: the grid pooler's squeeze width and MLP width.
         num_heads: attention heads (must divide the width ``D``).
         mlp_ratio: MLP hidden width as a multiple of ``D``.
         qkv_bias: bias on the query / key / value projections.
@@ -34,11 +38,29 @@ class PoolerConfig:
     """
 
     num_tokens: int = 1
+    kind: str = "attentive"
+    grid_channels: int = 32
+    grid_hidden_dim: int = 256
     num_heads: int = 3
     mlp_ratio: float = 4.0
     qkv_bias: bool = True
     norm_eps: float = 1e-6
     normalize_output: bool = True
+
+
+POOLER_KINDS = ("attentive", "grid")
+
+
+def build_pooler(embed_dim: int, num_patches: int, cfg: PoolerConfig) -> nn.Module:
+    """The pooler ``cfg`` describes, for ``num_patches`` tokens of width ``embed_dim``."""
+    if cfg.kind == "attentive":
+        return AttentivePooler.from_config(embed_dim, cfg)
+    if cfg.kind == "grid":
+        from jepa_world.models.grid_pooling import GridPooler
+
+        return GridPooler(embed_dim, num_patches, cfg.num_tokens, cfg.grid_channels,
+                          cfg.grid_hidden_dim, cfg.normalize_output)
+    raise ValueError(f"pooler kind must be one of {POOLER_KINDS}, got {cfg.kind!r}")
 
 
 class AttentivePooler(nn.Module):

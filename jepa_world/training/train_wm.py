@@ -166,7 +166,8 @@ def resolve_encoder(cfg: WMTrainConfig, info: du.DistInfo) -> tuple[EncoderConfi
 def build_world_model(cfg: WMTrainConfig, enc_cfg: EncoderConfig, action_dim: int,
                       proprio_dim: int) -> WorldModel:
     m = cfg.model
-    pooler = PoolerConfig(num_tokens=m.pooler_tokens, num_heads=m.pooler_heads) \
+    pooler = PoolerConfig(num_tokens=m.pooler_tokens, kind=m.pooler, num_heads=m.pooler_heads,
+                          grid_channels=m.grid_channels, grid_hidden_dim=m.grid_hidden_dim) \
         if m.pooler_tokens else None
     predictor = ACPredictorConfig(predictor_dim=m.predictor_dim, depth=m.depth,
                                   num_heads=m.num_heads,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from jepa_world.config import EnvConfig, check, check_choice
+from jepa_world.models.pooling import POOLER_KINDS
 from jepa_world.training.config import PRECISIONS, RESUME_MODES
 
 LATENT_LOSSES = ("l1", "l2")
@@ -35,10 +36,13 @@ class EncoderSource:
 class WMModelConfig:
     """Predictor, compact latent and conditioning of the world model."""
 
-    pooler_tokens: int = 1  #: K tokens a frame (attentive pooling); 0: the encoder's patch tokens
-    pooler_heads: int = 3
-    predictor_dim: int = 128
-    depth: int = 4
+    pooler_tokens: int = 1  #: K tokens a frame (compact latent); 0: the encoder's patch tokens
+    pooler: str = "grid"  #: ``grid`` (position-aware MLP over the patch grid) or ``attentive``
+    pooler_heads: int = 3  #: attentive pooler only
+    grid_channels: int = 32  #: grid pooler: channels each patch token is squeezed to
+    grid_hidden_dim: int = 256  #: grid pooler: MLP width
+    predictor_dim: int = 96
+    depth: int = 3
     num_heads: int = 4
     mlp_ratio: float = 4.0
     history: int = 3  #: frames of context (velocity is not visible in one frame)
@@ -48,8 +52,9 @@ class WMModelConfig:
     def __post_init__(self) -> None:
         check(self.pooler_tokens >= 0, "model.pooler_tokens", f"must be >= 0, got "
               f"{self.pooler_tokens}")
-        for name in ("pooler_heads", "predictor_dim", "depth", "num_heads", "history",
-                     "frameskip"):
+        check_choice(self.pooler, POOLER_KINDS, "model.pooler")
+        for name in ("pooler_heads", "grid_channels", "grid_hidden_dim", "predictor_dim", "depth",
+                     "num_heads", "history", "frameskip"):
             value = getattr(self, name)
             check(value >= 1, f"model.{name}", f"must be >= 1, got {value}")
         check(self.predictor_dim % self.num_heads == 0, "model.predictor_dim",
