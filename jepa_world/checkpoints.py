@@ -126,12 +126,17 @@ def torch_load_weights_only(path: Path, map_location: str | torch.device = "cpu"
 # --------------------------------------------------------------------------- own format
 
 
-def save_model(module: nn.Module, config: dict[str, Any], directory: str | Path) -> Path:
+def save_model(module: nn.Module, config: dict[str, Any], directory: str | Path,
+               dtype: torch.dtype | None = None) -> Path:
     """Write ``module``'s state dict to ``directory/model.safetensors`` and ``config`` to
-    ``directory/config.json``; each file is written to a temp file then ``os.replace``-d."""
+    ``directory/config.json``; each file is written to a temp file then ``os.replace``-d.
+    ``dtype`` stores floating-point tensors in that type (e.g. float16 to halve the file;
+    loading casts them back to the module's type)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    if dtype is not None:
+        tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp))
     text = json.dumps(config, indent=1, sort_keys=True)
     atomic_write(directory / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text))

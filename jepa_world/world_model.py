@@ -338,10 +338,11 @@ class WorldModel(nn.Module):
             raise ValueError(f"env {env_id!r} has actions of size {shape[-1]}; the world model "
                              f"expects action_dim {self.config.action_dim}")
 
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``directory/config.json`` + ``directory/model.safetensors`` (atomic writes)."""
+    def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
+        """Write ``directory/config.json`` + ``directory/model.safetensors`` (atomic writes);
+        ``dtype=torch.float16`` halves the file (weights load back into float32)."""
         config = {"format": FORMAT, "version": 1, "world_model": self.config.to_dict()}
-        return _save_model(self, config, directory)
+        return _save_model(self, config, directory, dtype=dtype)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, map_location: Any = "cpu") -> WorldModel:

@@ -84,6 +84,25 @@ def test_latent_objective_is_differentiable_and_validates_shapes():
         objective(torch.zeros(1, 2, 3, 10))
 
 
+def test_proprio_term_reads_the_goal_image_with_the_proprio_head():
+    model = tiny_world_model()
+    model.set_proprio_stats(torch.zeros(4), torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    history, goal = torch.randn(1, 1, 2, 32), torch.randn(1, 2, 32)
+    actions = torch.rand(1, 5, 2, 2) * 2 - 1
+    kw = dict(proprio=torch.randn(1, 1, 4), reduce="final")
+    with torch.no_grad():
+        plain = LatentObjective(model, history, goal, **kw)(actions)
+        mixed = LatentObjective(model, history, goal, **kw, proprio_weight=0.5,
+                                proprio_dims=[0, 1])(actions)
+        steps = actions.repeat(1, 1, 1, 5)
+        pred = model.rollout(history, steps, kw["proprio"], return_proprio=True)
+        gap = (pred.proprio[:, :, -1, :2] - model.read_proprio(goal)[:, None, :2]) / \
+            torch.tensor([1.0, 2.0])
+    torch.testing.assert_close(mixed, plain + 0.5 * gap.abs().mean(-1))
+    with pytest.raises(ValueError, match="proprio_dims"):
+        LatentObjective(model, history, goal, **kw, proprio_weight=1.0, proprio_dims=[7])
+
+
 def test_wilson_interval():
     lo, hi = wilson_interval(45, 50)
     assert 0.78 < lo < 0.80 and 0.95 < hi < 0.97

@@ -184,8 +184,9 @@ def test_cli_trains_and_reports_bad_overrides(tiny_dataset, encoder_dir, tmp_pat
 def test_torchrun_two_gloo_processes(tiny_dataset, encoder_dir, tmp_path):
     model = [f"model.{k}={v}" for k, v in TINY_WM.items()]
     proc = subprocess.run(
-        [PYTHON, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
-         "-m", "jepa_world.train_wm", f"data.data_dir={tiny_dataset}",
+        [PYTHON, "-m", "torch.distributed.run", "--nproc_per_node=2",
+         f"--master_port={free_port()}", "-m", "jepa_world.train_wm",
+         f"data.data_dir={tiny_dataset}",
          f"encoder.path={encoder_dir}", "env.image_size=32", "data.episode_length=12",
          "data.val_fraction=0.2", f"run_dir={tmp_path / 'run'}", "steps=4", "batch_size=4",
          "checkpoint_interval=2", "loss.rollout_steps=1", "progress=false", *model],

@@ -326,3 +326,16 @@ def test_grid_pooler_is_position_aware_and_checks_shapes():
         pooler(torch.randn(2, 5, 16))
     with pytest.raises(ValueError, match="pooler kind"):
         build_pooler(16, 4, PoolerConfig(kind="max"))
+
+
+def test_half_precision_files_load_back_into_float32(tmp_path):
+    model = WorldModel(tiny_config())
+    model.save_pretrained(tmp_path / "half", dtype=torch.float16)
+    model.save_pretrained(tmp_path / "full")
+    half, full = (tmp_path / n / "model.safetensors" for n in ("half", "full"))
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    loaded = WorldModel.from_pretrained(tmp_path / "half")
+    for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values(),
+                            strict=True):
+        assert b.dtype == a.dtype, name
+        torch.testing.assert_close(b, a.to(torch.float16).to(a.dtype), rtol=0, atol=0)

@@ -50,9 +50,11 @@ class WorldModelAgent:
     name = "world_model"
 
     def __init__(self, model: WorldModel, cost: str = "l1", reduce: str = "sum",
-                 chunk_size: int = 1024) -> None:
+                 chunk_size: int = 1024, proprio_weight: float = 0.0,
+                 proprio_dims: list[int] | None = None) -> None:
         self.model = model.eval()
         self.cost, self.reduce, self.chunk_size = cost, reduce, chunk_size
+        self.proprio_weight, self.proprio_dims = proprio_weight, proprio_dims
         self.device = model.pixel_mean.device
         self.dtype = model.pixel_mean.dtype
         self.latents = self.goal = self.actions = self.proprio = None
@@ -93,7 +95,9 @@ class WorldModelAgent:
     def objective(self) -> LatentObjective:
         return LatentObjective(self.model, self.latents, self.goal,
                                history_actions=self.actions, proprio=self.proprio,
-                               cost=self.cost, reduce=self.reduce, chunk_size=self.chunk_size)
+                               cost=self.cost, reduce=self.reduce, chunk_size=self.chunk_size,
+                               proprio_weight=self.proprio_weight,
+                               proprio_dims=self.proprio_dims)
 
 
 class OracleAgent:

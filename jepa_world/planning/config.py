@@ -42,6 +42,8 @@ class PlanConfig:
     warm_start: bool = True
     cost: str = "l1"  #: latent distance to the goal: ``l1`` or ``l2``
     reduce: str = "sum"  #: ``sum`` over the horizon or ``final`` step only
+    proprio_weight: float = 0.0  #: proprio-head term of the cost (see LatentObjective)
+    proprio_dims: list[int] = field(default_factory=lambda: [0, 1])  #: reach: the joint angles
     chunk_size: int = 1024  #: candidates imagined at once (memory bound)
     videos: int = 3  #: episodes per agent written as videos (0: none)
     video_format: str = "gif"
@@ -72,6 +74,9 @@ class PlanConfig:
         check(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
         check(self.videos >= 0, "videos", f"must be >= 0, got {self.videos}")
         check(self.threads >= 0, "threads", f"must be >= 0, got {self.threads}")
+        check(self.proprio_weight >= 0, "proprio_weight",
+              f"must be >= 0, got {self.proprio_weight}")
+        self.proprio_dims = [int(d) for d in self.proprio_dims]
         check_choice(self.cost, COSTS, "cost")
         check_choice(self.reduce, REDUCTIONS, "reduce")
         check_choice(self.video_format, VIDEO_FORMATS, "video_format")

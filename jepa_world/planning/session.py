@@ -83,7 +83,9 @@ def plan_episodes(cfg: PlanConfig) -> dict[str, Any]:
             agent: Any
             if name == "world_model":
                 agent = WorldModelAgent(model, cost=cfg.cost, reduce=cfg.reduce,
-                                        chunk_size=cfg.chunk_size)
+                                        chunk_size=cfg.chunk_size,
+                                        proprio_weight=cfg.proprio_weight,
+                                        proprio_dims=cfg.proprio_dims)
                 if cfg.videos and bank is None:
                     bank = build_frame_bank(gym.make(cfg.env.env_id,
                                                      image_size=cfg.env.image_size,
