@@ -44,6 +44,13 @@ from jepa_world.world_model_config import COST_KINDS, FORMAT, Prediction, WorldM
 
 __all__ = ["Prediction", "WorldModel", "WorldModelConfig"]
 
+def _proprio_head(config: WorldModelConfig) -> nn.Module:
+    d, p, hidden = config.encoder.embed_dim, config.proprio_dim, config.proprio_head_hidden
+    if hidden <= 0:
+        return nn.Linear(d, p)
+    return nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, p))
+
+
 def _shape(x: torch.Tensor) -> list[int]:
     return list(x.shape)
 
@@ -68,8 +75,7 @@ class WorldModel(nn.Module):
         self.pooler = (build_pooler(config.encoder.embed_dim, patches, config.pooler)
                        if config.pooler is not None else None)
         self.predictor: ACPredictor = build_predictor(config.predictor)
-        self.proprio_head = (nn.Linear(config.encoder.embed_dim, config.proprio_dim)
-                             if config.proprio_head else None)
+        self.proprio_head = _proprio_head(config) if config.proprio_head else None
         # Proprio is normalised inside the model (set from data by the trainer); users pass and
         # get raw values.
         p = max(config.proprio_dim, 1)

@@ -35,7 +35,9 @@ class WorldModelConfig:
         image_size: frame size ``H`` (or ``(H, W)``) ``encode`` expects; None: ``encoder``'s.
         input_norm: ``"imagenet"`` (mean/std normalisation, as V-JEPA) or ``"none"`` (frames in
             ``[0, 1]`` go straight to the encoder).
-        proprio_head: add ``Linear(D, P)`` on the mean of each predicted frame's tokens.
+        proprio_head: add a proprio head on the mean of each frame's tokens: ``Linear(D, P)``,
+            or an MLP ``D -> proprio_head_hidden -> P`` when ``proprio_head_hidden > 0``.
+        proprio_head_hidden: hidden width of the proprio head (0: linear).
         env_id: Gymnasium id the model was trained on (checked by :meth:`WorldModel.check_env`).
     """
 
@@ -49,6 +51,7 @@ class WorldModelConfig:
     image_size: int | tuple[int, int] | None = None
     input_norm: str = "imagenet"
     proprio_head: bool = False
+    proprio_head_hidden: int = 0
     env_id: str | None = None
 
     def __post_init__(self) -> None:

@@ -9,10 +9,9 @@ are drawn from the cached encoder features (:mod:`jepa_world.training.wm_data`):
   (the model's own predictions as context), as planning uses it;
 * proprio head: the next proprio from each predicted frame (normalised L1), and (``state``) the
   proprio read by the same head from the ENCODED frames: it ties the latent to the arm's state;
-* anti-collapse: the pooler is trained too, so its latents could shrink to a constant that is
-  trivially predictable. Prediction targets are detached by default (the pooler learns from the
-  context side, the state loss and the regulariser), and a VICReg variance hinge + covariance
-  penalty keeps the latents spread.
+* anti-collapse: the pooler is trained too, end to end through the prediction targets by default
+  (``loss.target_grad``), so its latents could shrink to a constant that is trivially
+  predictable; the state loss and a VICReg variance hinge + covariance penalty prevent that.
 
 Checkpoints (``<run_dir>/checkpoints/step_N/``) are :meth:`WorldModel.save_pretrained` folders
 plus ``state.pt``; the final model is also written to ``<run_dir>/world_model/``.
@@ -107,7 +106,9 @@ class WorldModelLoss(nn.Module):
             roll_loss = latent_distance(roll.latents[:, 0], target[:, h:], loss.kind)
         if tf.proprio is not None:
             std = wm.proprio_std
-            state_loss = ((wm.read_proprio(z) - prop) / std).abs().mean()
+            dims = loss.state_dims or list(range(prop.shape[-1]))
+            state_err = (wm.read_proprio(z) - prop)[..., dims] / std[dims]
+            state_loss = state_err.abs().mean()
             proprio_loss = ((tf.proprio - prop[:, 1:]) / std).abs().mean()
             if loss.rollout_steps > 0:
                 roll_err = (roll.proprio[:, 0] - prop[:, h:]) / std
@@ -178,7 +179,9 @@ def build_world_model(cfg: WMTrainConfig, enc_cfg: EncoderConfig, action_dim: in
                               proprio_dim=proprio_dim if m.use_proprio else 0,
                               frameskip=m.frameskip, history_length=m.history,
                               image_size=cfg.env.image_size, input_norm="imagenet",
-                              proprio_head=m.use_proprio, env_id=cfg.env.env_id)
+                              proprio_head=m.use_proprio,
+                              proprio_head_hidden=m.proprio_head_hidden if m.use_proprio else 0,
+                              env_id=cfg.env.env_id)
     return WorldModel(wm_cfg)
 
 
@@ -290,6 +293,9 @@ def _run(cfg: WMTrainConfig, info: du.DistInfo, started: float, callback) -> WMT
         raise ConfigError(f"env.image_size: {cfg.env.image_size} but {root} holds "
                           f"{manifest.image_size[0]} px frames")
     model = build_world_model(cfg, enc_cfg, manifest.action_dim, manifest.proprio_dim)
+    if cfg.loss.state_dims and max(cfg.loss.state_dims) >= max(model.config.proprio_dim, 1):
+        raise ConfigError(f"loss.state_dims: {cfg.loss.state_dims} out of range for the "
+                          f"dataset's {model.config.proprio_dim} proprio entries")
     model.encoder.load_state_dict(enc_state)
     model.to(device)
 

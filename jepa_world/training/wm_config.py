@@ -48,6 +48,7 @@ class WMModelConfig:
     history: int = 3  #: frames of context (velocity is not visible in one frame)
     frameskip: int = 5  #: env steps per model step (= the planner's action repeat)
     use_proprio: bool = True  #: proprio as the predictor's state token + a proprio head
+    proprio_head_hidden: int = 256  #: MLP width of the proprio head (0: linear)
 
     def __post_init__(self) -> None:
         check(self.pooler_tokens >= 0, "model.pooler_tokens", f"must be >= 0, got "
@@ -91,14 +92,22 @@ class WMLossConfig:
     teacher_forcing_weight: float = 1.0
     rollout_weight: float = 1.0
     proprio_weight: float = 0.1  #: proprio head (normalised targets), needs model.use_proprio
-    state_weight: float = 1.0  #: the proprio head read on ENCODED frames too (anchors latents)
-    target_grad: bool = False  #: let prediction losses train the pooler through the targets
+    state_weight: float = 5.0  #: the proprio head read on ENCODED frames too (anchors latents)
+    #: proprio entries the state loss uses: those visible in ONE frame (reach: the joint angles;
+    #: velocities are not); empty: all
+    state_dims: list[int] = field(default_factory=lambda: [0, 1])
+    #: prediction losses train the pooler through the targets too (end to end, as LeWM); the
+    #: state loss and the variance / covariance terms keep the latent from collapsing
+    target_grad: bool = True
     variance_weight: float = 1.0  #: VICReg-style hinge on each latent dim's batch std
     variance_target: float = 0.5  #: the std below which the hinge pushes back
     covariance_weight: float = 0.04  #: off-diagonal covariance penalty of the latents
 
     def __post_init__(self) -> None:
         check_choice(self.kind, LATENT_LOSSES, "loss.kind")
+        self.state_dims = [int(d) for d in self.state_dims]
+        check(all(d >= 0 for d in self.state_dims), "loss.state_dims",
+              f"must be proprio indices >= 0, got {self.state_dims}")
         check(self.rollout_steps >= 0, "loss.rollout_steps",
               f"must be >= 0, got {self.rollout_steps}")
         for name in ("teacher_forcing_weight", "rollout_weight", "proprio_weight", "state_weight",
