@@ -149,7 +149,7 @@ class WMTrainConfig:
     data: WMDataConfig = field(default_factory=WMDataConfig)
     loss: WMLossConfig = field(default_factory=WMLossConfig)
     optim: WMOptimConfig = field(default_factory=WMOptimConfig)
-    steps: int = 3000
+    steps: int = 4000
     batch_size: int = 32
     precision: str = "auto"  #: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32``, ``bf16``
     device: str = "auto"
