@@ -25,7 +25,10 @@ def test_wheel_layout(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     for required in ["jepa_world/configs/collect.yaml", "jepa_world/configs/env/reach.yaml",
                      "jepa_world/configs/policy/uniform.yaml", "jepa_world/envs/assets/reach.xml",
-                     "jepa_world/envs/reach.py", "jepa_world/planners/__init__.py"]:
+                     "jepa_world/envs/reach.py", "jepa_world/planners/__init__.py",
+                     "jepa_world/configs/plan.yaml", "jepa_world/configs/planner/cem.yaml",
+                     "jepa_world/pretrained/reach/config.json",
+                     "jepa_world/pretrained/reach/model.safetensors"]:
         assert required in names
     # Every subpackage of the source tree is installed (pyproject lists them explicitly).
     for init in (REPO / "jepa_world").rglob("__init__.py"):
@@ -52,3 +55,13 @@ def test_installed_package_runs_from_an_unrelated_directory(wheel, tmp_path):
                           cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "image_size: 64" in proc.stdout and "name: correlated" in proc.stdout
+    # the main job finds the shipped model inside the installed package
+    proc = subprocess.run([PYTHON, "-m", "jepa_world.plan", "episodes=1", "videos=0",
+                           "planner.samples=8", "planner.iterations=1", "planner.elites=2",
+                           "output_dir=out", "progress=false", "tensorboard=false"],
+                          cwd=elsewhere, env=dict(env, OMP_NUM_THREADS="1"), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (elsewhere / "out" / "summary.json").is_file()
+    assert str(site / "jepa_world" / "pretrained" / "reach") in (
+        elsewhere / "out" / "summary.json").read_text()
