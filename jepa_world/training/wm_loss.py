@@ -1,0 +1,89 @@
+"""The world model's training objective (what DDP wraps) and its held-out evaluation.
+
+See :mod:`jepa_world.training.train_wm` for what each loss term is for.
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from jepa_world.losses import latent_distance, variance_covariance
+from jepa_world.training.wm_config import WMTrainConfig
+from jepa_world.training.wm_data import EncodedEpisodes
+from jepa_world.world_model import WorldModel
+
+LOSS_NAMES = ("teacher_forcing", "rollout", "proprio", "state", "variance", "covariance")
+
+
+class WorldModelLoss(nn.Module):
+    """The training objective around a :class:`WorldModel` (what DDP wraps).
+
+    ``forward(patches [B, W, N0, D], actions [B, W-1, A'], proprio [B, W, P])`` returns the
+    weighted total and the unweighted parts ``[6]`` in :data:`LOSS_NAMES` order.
+    """
+
+    def __init__(self, model: WorldModel, cfg: WMTrainConfig) -> None:
+        super().__init__()
+        self.model, self.loss, self.history = model, cfg.loss, cfg.model.history
+
+    def forward(self, patches, actions, proprio):
+        wm, loss = self.model, self.loss
+        z = wm.pool(patches)  # [B, W, K, D]
+        target = z if loss.target_grad else z.detach()
+        prop = proprio if wm.config.proprio_dim else None
+        tf = wm.predict(z[:, :-1], actions, None if prop is None else prop[:, :-1])
+        zero = z.new_zeros(())
+        tf_loss = latent_distance(tf.latents, target[:, 1:], loss.kind)
+        roll_loss, proprio_loss, state_loss = zero, zero, zero
+        h = self.history
+        if loss.rollout_steps > 0:
+            roll = wm.rollout(z[:, :h], actions[:, h - 1:][:, None],
+                              None if prop is None else prop[:, :h],
+                              history_actions=actions[:, :h - 1], return_proprio=True,
+                              chunk_size=max(1, z.shape[0]))
+            roll_loss = latent_distance(roll.latents[:, 0], target[:, h:], loss.kind)
+        if tf.proprio is not None:
+            std = wm.proprio_std
+            dims = loss.state_dims or list(range(prop.shape[-1]))
+            state_err = (wm.read_proprio(z) - prop)[..., dims] / std[dims]
+            state_loss = state_err.abs().mean()
+            proprio_loss = ((tf.proprio - prop[:, 1:]) / std).abs().mean()
+            if loss.rollout_steps > 0:
+                roll_err = (roll.proprio[:, 0] - prop[:, h:]) / std
+                proprio_loss = proprio_loss + roll_err.abs().mean()
+        var, cov = variance_covariance(rearrange(z, "b w k d -> (b w) (k d)").float(),
+                                       loss.variance_target)
+        parts = torch.stack([tf_loss, roll_loss, proprio_loss, state_loss, var, cov])
+        weights = parts.new_tensor([loss.teacher_forcing_weight, loss.rollout_weight,
+                                    loss.proprio_weight, loss.state_weight,
+                                    loss.variance_weight, loss.covariance_weight])
+        return (parts * weights).sum(), parts.detach()
+
+
+@torch.no_grad()
+def evaluate(objective: WorldModelLoss, episodes: EncodedEpisodes, cfg: WMTrainConfig,
+             device: torch.device, batches: int = 8) -> dict[str, float]:
+    """Losses on fixed windows of held-out episodes, and the copy-the-last-frame baseline of the
+    rollout (predict every future latent as the last history latent)."""
+    was_training = objective.training
+    objective.eval()
+    sums = torch.zeros(len(LOSS_NAMES) + 1)
+    gen = torch.Generator().manual_seed(12345)
+    h = cfg.model.history
+    for _ in range(batches):
+        patches, actions, proprio = (t.to(device) for t in episodes.sample(
+            cfg.batch_size, cfg.window_frames, cfg.model.frameskip, gen))
+        _, parts = objective(patches, actions, proprio)
+        z = objective.model.pool(patches)
+        copy = latent_distance(z[:, h - 1:h].expand_as(z[:, h:]), z[:, h:], cfg.loss.kind) \
+            if z.shape[1] > h else z.new_zeros(())
+        sums += torch.cat([parts.float().cpu(), copy.float().cpu()[None]])
+    objective.train(was_training)
+    values = (sums / batches).tolist()
+    return {**{f"val/{n}": v for n, v in zip(LOSS_NAMES, values, strict=False)},
+            "val/copy_last_rollout": values[-1]}
+
+
+__all__ = ["LOSS_NAMES", "WorldModelLoss", "evaluate"]
