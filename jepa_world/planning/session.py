@@ -87,10 +87,12 @@ def plan_episodes(cfg: PlanConfig) -> dict[str, Any]:
                                         proprio_weight=cfg.proprio_weight,
                                         proprio_dims=cfg.proprio_dims)
                 if cfg.videos and bank is None:
-                    bank = build_frame_bank(gym.make(cfg.env.env_id,
-                                                     image_size=cfg.env.image_size,
-                                                     frame_skip=cfg.env.frame_skip),
-                                            agent.encode)
+                    bank_env = gym.make(cfg.env.env_id, image_size=cfg.env.image_size,
+                                        frame_skip=cfg.env.frame_skip)
+                    try:
+                        bank = build_frame_bank(bank_env, agent.encode)
+                    finally:
+                        bank_env.close()
             elif name == "oracle":
                 agent = OracleAgent(cfg.action_repeat, reduce=cfg.reduce)
             else:
