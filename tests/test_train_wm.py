@@ -4,6 +4,7 @@ resume, config validation, the command line and two gloo processes."""
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import subprocess
 from pathlib import Path
 
@@ -197,3 +198,26 @@ def test_torchrun_two_gloo_processes(tiny_dataset, encoder_dir, tmp_path):
     assert "2 x cpu" in proc.stderr + proc.stdout
     assert latest_checkpoint(tmp_path / "run").name == "step_000004"
 
+
+
+def test_default_encoder_is_pretrained_first_when_missing(tiny_dataset, encoder_dir, tmp_path,
+                                                          monkeypatch):
+    """Without encoder.path, the encoder comes from pretrain_dir, pretrained there if empty."""
+    pretrain_module = importlib.import_module("jepa_world.training.pretrain")
+
+    calls = []
+
+    def fake_pretrain(cfg):
+        calls.append(cfg)
+        return pretrain_module.PretrainResult(run_dir=Path(cfg.run_dir), start_step=0, steps=1,
+                                              checkpoint=encoder_dir)
+
+    monkeypatch.setattr(pretrain_module, "pretrain", fake_pretrain)
+    cfg = tiny_config(tiny_dataset, encoder_dir, tmp_path / "run", steps=2)
+    cfg.encoder = EncoderSource(path="", pretrain_dir=str(tmp_path / "enc"))
+    train_world_model(cfg)
+    assert len(calls) == 1 and calls[0].run_dir == str(tmp_path / "enc")
+    assert calls[0].env.image_size == 32 and calls[0].model.img_size == 32
+    cfg.encoder = EncoderSource(path="", pretrain_dir=str(tmp_path / "enc2"), pretrain=False)
+    with pytest.raises(ConfigError, match="encoder.path: no pretrained encoder in"):
+        train_world_model(cfg)
