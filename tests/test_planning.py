@@ -25,13 +25,7 @@ from jepa_world.planning.visualize import FrameBank, compose_frames, write_video
 from jepa_world.world_model import WorldModel, WorldModelConfig
 from tests.conftest import PYTHON, python_env
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_world_model(image_size: int = 32, frameskip: int = 5) -> WorldModel:

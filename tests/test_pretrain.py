@@ -39,13 +39,7 @@ CLI_MODEL = [f"model.{k}={v}" for k, v in TINY_MODEL.items()]
 pretrain_module = importlib.import_module("jepa_world.training.pretrain")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest (and least disturbed by other jobs) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_config(data: Path, run_dir: Path, **overrides) -> PretrainConfig:

@@ -41,12 +41,7 @@ SMALL_ENCODER = EncoderConfig(img_size=32, patch_size=8, num_frames=4, embed_dim
                               num_heads=2, mlp_hidden_dim=64)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # --------------------------------------------------------------------------- heads

@@ -37,12 +37,7 @@ TINY_WM = dict(pooler_tokens=1, pooler_heads=2, predictor_dim=32, depth=1, num_h
                history=2, frameskip=2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

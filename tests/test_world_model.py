@@ -22,13 +22,7 @@ DEFAULT_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "vjepa_official"
 FIXTURES = Path(os.environ.get("JEPA_WORLD_FIXTURES", DEFAULT_FIXTURES))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: intra-op threads only add overhead (a lot on a busy 2-core machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_config(pooled: int | None = None, **overrides) -> WorldModelConfig:
