@@ -7,6 +7,7 @@ not on how many envs ran in parallel, in which order, or whether the collection 
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -85,6 +86,29 @@ def build_manifest(cfg: CollectConfig) -> Manifest:
         )
     finally:
         env.close()
+
+
+def ensure_collected(cfg: CollectConfig, collect_missing: bool = True,
+                     is_main: bool = True) -> Path:
+    """``cfg.data_dir`` if it holds a dataset; else collect one there (``collect_missing``) or
+    raise :class:`DatasetError` saying how to make one.
+
+    Only the main process collects (``is_main``); other processes return at once and must wait
+    for it (e.g. at a distributed barrier). An existing dataset is not checked against ``cfg``
+    here: readers compare its manifest with what they need.
+    """
+    root = Path(cfg.data_dir)
+    if (root / "manifest.json").exists():
+        return root
+    if not collect_missing:
+        raise DatasetError(f"data.data_dir: {root} holds no dataset; collect one with "
+                           f"`python -m jepa_world.collect data_dir={root}` or set "
+                           f"data.collect=true")
+    if is_main:
+        print(f"collecting {cfg.episodes} episodes of {cfg.env.env_id} into {root}",
+              file=sys.stderr)
+        collect(cfg)
+    return root
 
 
 def open_dataset_for_writing(root: Path, manifest: Manifest) -> set[int]:

@@ -22,7 +22,6 @@ from tqdm.auto import tqdm
 
 from jepa_world.atomic import atomic_write_text
 from jepa_world.config import CollectConfig
-from jepa_world.errors import DatasetError
 from jepa_world.probes.config import ProbeConfig
 from jepa_world.probes.encoders import check_spec, extract_features, load_encoder
 from jepa_world.probes.heads import build_probe
@@ -53,20 +52,12 @@ def resolve_device(name: str) -> torch.device:
 
 def prepare_dataset(cfg: ProbeConfig) -> Path:
     """The probe dataset folder, collected first when it holds no dataset (``data.collect``)."""
-    root = Path(cfg.data_dir)
-    if (root / "manifest.json").exists():
-        return root
-    if not cfg.data.collect:
-        raise DatasetError(f"data.data_dir: {root} holds no dataset; collect one with `python -m "
-                           f"jepa_world.collect data_dir={root}` or set data.collect=true")
-    from jepa_world.data.collection import collect
+    from jepa_world.data.collection import ensure_collected
 
-    print(f"collecting {cfg.data.episodes} probe episodes of {cfg.env.env_id} into {root}",
-          file=sys.stderr)
-    collect(CollectConfig(env=cfg.env, episodes=cfg.data.episodes,
-                          episode_length=cfg.data.episode_length, seed=cfg.data.seed,
-                          data_dir=str(root), progress=cfg.progress))
-    return root
+    return ensure_collected(CollectConfig(env=cfg.env, episodes=cfg.data.episodes,
+                                          episode_length=cfg.data.episode_length,
+                                          seed=cfg.data.seed, data_dir=str(cfg.data_dir),
+                                          progress=cfg.progress), cfg.data.collect)
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

@@ -153,18 +153,10 @@ def build_clips(cfg: PretrainConfig, info: du.DistInfo) -> Dataset:
     collect_cfg = CollectConfig(env=cfg.env, episodes=cfg.data.episodes,
                                 episode_length=cfg.data.episode_length, seed=cfg.seed,
                                 data_dir=cfg.data.data_dir, progress=cfg.progress)
-    root = Path(collect_cfg.data_dir)
-    if not (root / "manifest.json").exists():
-        if not cfg.data.collect:
-            raise DatasetError(f"data.data_dir: {root} holds no dataset; collect one with "
-                               f"`python -m jepa_world.collect data_dir={root}` or set "
-                               f"data.collect=true")
-        if info.is_main:
-            from jepa_world.data.collection import collect
+    from jepa_world.data.collection import ensure_collected
 
-            print(f"collecting {cfg.data.episodes} episodes of {cfg.env.env_id} into {root}")
-            collect(collect_cfg)
-        du.barrier(info)
+    root = ensure_collected(collect_cfg, cfg.data.collect, info.is_main)
+    du.barrier(info)
     transform = None
     if cfg.data.augment_env:
         from jepa_world.data.augment import random_resized_crop

@@ -37,7 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 from jepa_world.checkpoints import atomic_save_bytes, atomic_torch_save, load_pretrained
 from jepa_world.config import CollectConfig
 from jepa_world.data.windows import split_episodes
-from jepa_world.errors import ConfigError, DatasetError
+from jepa_world.errors import ConfigError
 from jepa_world.models.pooling import PoolerConfig
 from jepa_world.models.presets import ACPredictorConfig, EncoderConfig, config_from_dict
 from jepa_world.schedules import param_groups, set_lr_, warmup_cosine_lr
@@ -142,18 +142,10 @@ def ensure_dataset(cfg: WMTrainConfig, info: du.DistInfo) -> Path:
     collect_cfg = CollectConfig(env=cfg.env, episodes=cfg.data.episodes,
                                 episode_length=cfg.data.episode_length, seed=0,
                                 data_dir=cfg.data.data_dir, progress=cfg.progress)
-    root = Path(collect_cfg.data_dir)
-    if not (root / "manifest.json").exists():
-        if not cfg.data.collect:
-            raise DatasetError(f"data.data_dir: {root} holds no dataset; collect one with "
-                               f"`python -m jepa_world.collect data_dir={root}` or set "
-                               f"data.collect=true")
-        if info.is_main:
-            from jepa_world.data.collection import collect
+    from jepa_world.data.collection import ensure_collected
 
-            print(f"collecting {cfg.data.episodes} episodes of {cfg.env.env_id} into {root}")
-            collect(collect_cfg)
-        du.barrier(info)
+    root = ensure_collected(collect_cfg, cfg.data.collect, info.is_main)
+    du.barrier(info)
     return root
 
 
