@@ -34,11 +34,6 @@ class Agent(Protocol):
     def objective(self) -> Any: ...
 
 
-def _frames(pixels: np.ndarray) -> torch.Tensor:
-    """uint8 ``[H, W, 3]`` -> ``[1, 1, 3, H, W]``."""
-    return rearrange(torch.from_numpy(np.ascontiguousarray(pixels)), "h w c -> 1 1 c h w")
-
-
 class WorldModelAgent:
     """Plans in the latent space of a world model from pixels (+ proprio) and a goal image.
 
@@ -60,9 +55,14 @@ class WorldModelAgent:
         self.latents = self.goal = self.actions = self.proprio = None
 
     @torch.no_grad()
+    def encode_frames(self, pixels: np.ndarray) -> torch.Tensor:
+        """Frames ``[M, H, W, 3]`` uint8 -> latents ``[M, N, D]`` (one encoder call)."""
+        frames = rearrange(torch.from_numpy(np.ascontiguousarray(pixels)), "m h w c -> 1 m c h w")
+        return self.model.encode(frames.to(self.device))[0]
+
     def encode(self, pixels: np.ndarray) -> torch.Tensor:
         """One frame ``[H, W, 3]`` uint8 -> latents ``[1, 1, N, D]``."""
-        return self.model.encode(_frames(pixels).to(self.device))
+        return self.encode_frames(pixels[None])[None]
 
     def _proprio(self, obs: dict[str, np.ndarray]) -> torch.Tensor | None:
         if self.model.config.proprio_dim == 0:

@@ -90,7 +90,7 @@ def plan_episodes(cfg: PlanConfig) -> dict[str, Any]:
                     bank_env = gym.make(cfg.env.env_id, image_size=cfg.env.image_size,
                                         frame_skip=cfg.env.frame_skip)
                     try:
-                        bank = build_frame_bank(bank_env, agent.encode)
+                        bank = build_frame_bank(bank_env, agent.encode_frames)
                     finally:
                         bank_env.close()
             elif name == "oracle":

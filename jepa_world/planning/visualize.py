@@ -41,7 +41,7 @@ class FrameBank:
 def build_frame_bank(env: Any, encode: Any, episodes: int = 8, steps: int = 50,
                      seed: int = 10_000) -> FrameBank:
     """Frames of ``episodes`` exploration rollouts (the env's own goal policy: correlated noise)
-    encoded by ``encode(frame [H, W, 3] uint8) -> [1, 1, N, D]``."""
+    encoded by ``encode(frames [M, H, W, 3] uint8) -> [M, N, D]``."""
     from jepa_world.envs.exploration import make_policy
 
     frames = []
@@ -56,8 +56,7 @@ def build_frame_bank(env: Any, encode: Any, episodes: int = 8, steps: int = 50,
             unwrapped._simulate(policy())  # no success check: explore past goals
             frames.append(unwrapped.render_pixels())
     stack = np.stack(frames)
-    latents = torch.cat([encode(f)[0, 0][None] for f in stack])
-    return FrameBank(stack, latents)
+    return FrameBank(stack, encode(stack))
 
 
 def _upscale(img: np.ndarray, factor: int) -> np.ndarray:
