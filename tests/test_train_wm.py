@@ -148,9 +148,11 @@ def test_config_errors_name_the_field(build, field):
 
 
 def test_missing_encoder_is_a_clear_error(tiny_dataset, tmp_path):
-    cfg = tiny_config(tiny_dataset, tmp_path / "nope", tmp_path / "run")
+    cfg = tiny_config(tmp_path / "no_data", tmp_path / "nope", tmp_path / "run")
+    cfg.data.collect = True
     with pytest.raises(ConfigError, match="encoder.path: .* does not exist"):
         train_world_model(cfg)
+    assert not (tmp_path / "no_data").exists()  # failed before collecting anything
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -213,6 +215,7 @@ def test_default_encoder_is_pretrained_first_when_missing(tiny_dataset, encoder_
     train_world_model(cfg)
     assert len(calls) == 1 and calls[0].run_dir == str(tmp_path / "enc")
     assert calls[0].env.image_size == 32 and calls[0].model.img_size == 32
+    assert calls[0].data.data_dir == str(tiny_dataset) and calls[0].data.episode_length == 12
     cfg.encoder = EncoderSource(path="", pretrain_dir=str(tmp_path / "enc2"), pretrain=False)
     with pytest.raises(ConfigError, match="encoder.path: no pretrained encoder in"):
         train_world_model(cfg)

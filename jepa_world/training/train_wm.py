@@ -96,7 +96,9 @@ def resolve_encoder(cfg: WMTrainConfig, info: du.DistInfo) -> tuple[EncoderConfi
             model = ModelConfig(img_size=cfg.env.image_size)
             pre_cfg = PretrainConfig(env=cfg.env, model=model, run_dir=str(root),
                                      device=cfg.device, progress=cfg.progress)
-            pre_cfg.data.data_dir = cfg.data.data_dir
+            pre_cfg.data.data_dir = cfg.data.data_dir  # the same dataset train_wm then uses
+            pre_cfg.data.episodes = cfg.data.episodes
+            pre_cfg.data.episode_length = cfg.data.episode_length
             path = pretrain(pre_cfg).checkpoint
     elif path.is_dir() and not (path / "config.json").exists():
         found = latest_checkpoint(path)
@@ -202,8 +204,9 @@ def _run(cfg: WMTrainConfig, info: du.DistInfo, started: float, callback) -> WMT
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
 
-    root = ensure_dataset(cfg, info)
+    # The encoder first: a bad encoder.path must fail before minutes of data collection.
     enc_cfg, enc_state, enc_desc = resolve_encoder(cfg, info)
+    root = ensure_dataset(cfg, info)
     train_ids, val_ids = split_episodes(root, cfg.data.val_fraction) \
         if cfg.data.val_fraction > 0 else (_all_ids(root), [])
     from jepa_world.data.store import Manifest
