@@ -140,14 +140,17 @@ def main(argv=None) -> None:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           "cpu" if args.device == "auto" else args.device)
     results: list[dict] = []
+    probed: dict[str, list[dict]] = {}  # spec -> rows: step 0 is the same encoder for both
     for objective in OBJECTIVES:
         for seed in range(args.seeds):
             run_dir = pretrain_run(args, objective, seed)
             for step, spec in checkpoints(run_dir, seed, args):
-                encoder = load_encoder(spec, f"{objective}/seed{seed}/step{step}")
-                for task in task_data:
-                    for row in probe_encoder_on_task(pcfg, encoder, task, device):
-                        results.append(dict(row, objective=objective, seed=seed, step=step))
+                if spec not in probed:
+                    encoder = load_encoder(spec, f"{objective}/seed{seed}/step{step}")
+                    probed[spec] = [row for task in task_data
+                                    for row in probe_encoder_on_task(pcfg, encoder, task, device)]
+                results += [dict(row, objective=objective, seed=seed, step=step)
+                            for row in probed[spec]]
                 print(f"probed {objective} seed {seed} step {step}: " + ", ".join(
                     f"{r['task']}/{r['probe']} {r['mean']:.3f}" for r in results
                     if (r["objective"], r["seed"], r["step"]) == (objective, seed, step)),
