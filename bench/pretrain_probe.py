@@ -109,12 +109,14 @@ def main() -> None:
     parser.add_argument("--data", default="data/reach_probe", help="probe dataset folder")
     parser.add_argument("--episodes", type=int, default=60)
     parser.add_argument("--random", type=int, default=3, help="random-init encoders to average")
+    parser.add_argument("--encoder", choices=("target", "context"), default="target",
+                        help="probe the EMA target encoder (default) or the context encoder")
     parser.add_argument("--clip-frames", type=int, default=0,
                         help="encode each frame as a static clip of this many copies (0: image)")
     args = parser.parse_args()
 
     pre = load_pretrained(args.checkpoint)
-    encoder = pre.target_encoder or pre.encoder
+    encoder = pre.encoder if args.encoder == "context" else (pre.target_encoder or pre.encoder)
     size = pre.config["encoder"]["img_size"]
     root = probe_frames(Path(f"{args.data}_{size}px"), size, args.episodes, seed=1_000_000)
     frames, labels, episode = load_frames(root)
@@ -142,7 +144,7 @@ def main() -> None:
           f"({len(ids)} held-out episodes, seeds 1,000,000+), target sin/cos of both joints")
     print("| encoder | R^2 mean-pooled tokens | R^2 all tokens |")
     print("|---|---|---|")
-    print(f"| pretrained target encoder | {pretrained[0]:.3f} | {pretrained[1]:.3f} |")
+    print(f"| pretrained {args.encoder} encoder | {pretrained[0]:.3f} | {pretrained[1]:.3f} |")
     print(f"| random init (mean ± sd of {args.random}) | {summary(0)} | {summary(1)} |")
 
 

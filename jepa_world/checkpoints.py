@@ -204,8 +204,9 @@ def load_pretrained(
     """Build this project's modules from a checkpoint and load its weights strictly.
 
     Args:
-        path: official ``.pt`` file, bare encoder state dict, or a folder written by
-            :func:`save_pretrained`.
+        path: official ``.pt`` file, bare encoder state dict, a folder written by
+            :func:`save_pretrained` (a pretraining checkpoint ``run/checkpoints/step_N``), or a
+            training run's ``latest`` pointer file (``run/checkpoints/latest``), which is followed.
         config: optional official constructor arguments (dict or JSON path); see
             :mod:`jepa_world.official`. Ignored for this project's folders.
         **overrides: ``num_heads``, ``predictor_num_heads``, ``img_size``, ``num_frames``,
@@ -220,7 +221,7 @@ def load_pretrained(
     from jepa_world.official import check_overrides, load_official
 
     check_overrides(overrides)
-    path = Path(path)
+    path = follow_latest(Path(path))
     if path.is_dir():
         if (path / CONFIG_FILE).exists() and (path / WEIGHTS_FILE).exists():
             return _load_own(path)
@@ -229,6 +230,25 @@ def load_pretrained(
 
 
 # --------------------------------------------------------------------------- shared helpers
+
+#: Name of the pointer file a training run keeps next to its ``step_N`` checkpoint folders.
+LATEST_POINTER = "latest"
+
+
+def follow_latest(path: Path) -> Path:
+    """``path`` itself, or the checkpoint folder a ``latest`` pointer file names.
+
+    Raises:
+        CheckpointError: the pointer names a folder that is gone or holds no checkpoint.
+    """
+    if not (path.is_file() and path.name == LATEST_POINTER and path.stat().st_size < 256):
+        return path
+    folder = path.parent / path.read_text(errors="replace").strip()
+    if not (folder / CONFIG_FILE).is_file():
+        raise CheckpointError(f"{path} names {folder.name!r}, which holds no {CONFIG_FILE}: "
+                              f"pass a step_N folder next to it instead")
+    return folder
+
 
 
 def load_strict(module: nn.Module, state: dict[str, torch.Tensor], where: str,

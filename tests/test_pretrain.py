@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 import jepa_world
+from jepa_world.checkpoints import CheckpointError
 from jepa_world.config import EnvConfig
 from jepa_world.data.env_clips import EnvClips
 from jepa_world.errors import ConfigError
@@ -99,6 +100,14 @@ def test_pixel_objective_runs(tiny_dataset, tmp_path):
     assert (result.checkpoint / "pixel_head" / "model.safetensors").is_file()
     loaded = jepa_world.load_pretrained(result.checkpoint)
     assert loaded.target_encoder is None and loaded.config["objective"] == "pixel"
+
+    # the run's `latest` pointer file loads as the folder it names; a stale pointer says so
+    pointer = result.checkpoint.parent / "latest"
+    assert pointer.read_text().strip() == result.checkpoint.name
+    assert jepa_world.load_pretrained(pointer).config["step"] == 6
+    pointer.write_text("step_000099")
+    with pytest.raises(CheckpointError, match="step_000099"):
+        jepa_world.load_pretrained(pointer)
 
 
 class Killed(Exception):

@@ -25,12 +25,12 @@ from einops import rearrange
 from torch import nn
 from tqdm.auto import tqdm
 
-from jepa_world.errors import ConfigError
+from jepa_world.checkpoints import LATEST_POINTER, follow_latest
+from jepa_world.errors import ConfigError, JepaWorldError
 from jepa_world.models.inputs import IMAGENET_MEAN, IMAGENET_STD
 
 RANDOM_PREFIX = "random:"
 PKG_PREFIX = "pkg:"
-CHECKPOINT_POINTER = "latest"
 KNOWN_FORMS = ("a pretrain checkpoint folder (runs/x/checkpoints/step_000600), a run folder or "
                "its checkpoints/latest, a WorldModel folder, an official V-JEPA .pt file, or "
                "random:<preset>")
@@ -79,19 +79,17 @@ def resolve_path(spec: str, where: str = "encoders") -> Path:
     if not path.exists():
         raise ConfigError(f"{where}: no such file or folder {spec!r}; give {KNOWN_FORMS}")
     if path.is_dir() and not (path / "config.json").exists():
-        for pointer in (path / "checkpoints" / CHECKPOINT_POINTER, path / CHECKPOINT_POINTER):
+        for pointer in (path / "checkpoints" / LATEST_POINTER, path / LATEST_POINTER):
             if pointer.is_file():
                 path = pointer
                 break
         else:
             raise ConfigError(f"{where}: {spec!r} is a folder without config.json or "
-                              f"checkpoints/{CHECKPOINT_POINTER}; give {KNOWN_FORMS}")
-    if path.is_file() and path.name == CHECKPOINT_POINTER:
-        folder = path.parent / path.read_text().strip()
-        if not (folder / "config.json").is_file():
-            raise ConfigError(f"{where}: {path} names {folder.name}, which holds no checkpoint")
-        path = folder
-    return path
+                              f"checkpoints/{LATEST_POINTER}; give {KNOWN_FORMS}")
+    try:
+        return follow_latest(path)
+    except JepaWorldError as err:
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def _random_encoder(spec: str, where: str) -> tuple[nn.Module, str]:

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from jepa_world.checkpoints import (
+    LATEST_POINTER,
     Pretrained,
     atomic_save_bytes,
     atomic_torch_save,
@@ -41,7 +42,7 @@ from jepa_world.errors import JepaWorldError
 
 STATE_FILE = "state.pt"
 PIXEL_HEAD_DIR = "pixel_head"
-LATEST_FILE = "latest"
+LATEST_FILE = LATEST_POINTER
 CHECKPOINTS_DIR = "checkpoints"
 STATE_VERSION = 1
 
