@@ -160,8 +160,10 @@ def test_frame_bank_and_video(tmp_path):
 def test_plan_config_errors_name_the_field():
     with pytest.raises(ConfigError, match="^planner: unknown planner 'ilqr'"):
         PlanConfig(planner={"name": "ilqr"})
-    with pytest.raises(ConfigError, match="^planner: .*samples"):
+    with pytest.raises(ConfigError, match=r"^planner\.samples must be an integer >= 1, got 0"):
         PlanConfig(planner={"name": "cem", "samples": 0})
+    with pytest.raises(ConfigError, match=r"^planner\.temperature must be "):
+        PlanConfig(planner={"name": "mppi", "temperature": -1.0})
     with pytest.raises(ConfigError, match="^agents: "):
         PlanConfig(agents=["human"])
     with pytest.raises(ConfigError, match="^replan_every: "):

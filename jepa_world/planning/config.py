@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from jepa_world.config import EnvConfig, check, check_choice
 from jepa_world.envs.protocol import EvalProtocol
+from jepa_world.errors import ConfigError
 from jepa_world.planning.agents import AGENTS
 from jepa_world.planning.objectives import REDUCTIONS
 from jepa_world.planning.visualize import VIDEO_FORMATS
@@ -63,7 +65,10 @@ class PlanConfig:
 
             make_planner(str(name), ActionBounds(-torch.ones(1), torch.ones(1)), **fields_)
         except (ValueError, TypeError) as err:
-            check(False, "planner", str(err))
+            # The planners name their own dataclass ("CEMConfig.samples ..."); users wrote
+            # planner.samples=..., so say that.
+            message = re.sub(r"^\w+Config\.", "planner.", str(err))
+            raise ConfigError(message if message != str(err) else f"planner: {err}") from None
         self.agents = [str(a) for a in self.agents]
         check(bool(self.agents), "agents", f"name at least one of {', '.join(AGENTS)}")
         for agent in self.agents:
