@@ -11,8 +11,10 @@ frozen-feature probes of ``jepa_world.probes`` (``state`` R^2 and ``motion`` acc
 and linear heads, one probe seed; the feature run's EMA target encoder, the pixel run's encoder).
 Prints probe score vs steps per objective (mean ± std over pretraining seeds) and, for each
 ``--target``, the first checkpoint step at which each objective's mean reaches it. Runs resume:
-re-running with the same ``--out`` skips finished pretraining steps. All numbers are written to
-``<out>/feature_vs_pixel.json``.
+re-running with the same ``--out`` skips finished pretraining steps and reuses the probe scores
+saved in ``<out>/probes/`` (one file per probed encoder and probe setting). ``--objectives`` and
+``--seed-list`` split the work across processes; a last run with all of them prints the table.
+All numbers are written to ``<out>/feature_vs_pixel.json``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "data/reach_probe_64px)")
     p.add_argument("--probe-episodes", type=int, default=60)
     p.add_argument("--probe-epochs", type=int, default=25)
+    p.add_argument("--objectives", default=",".join(OBJECTIVES),
+                   help="objectives this process trains and probes (split the work across "
+                        "processes, then run once more with all of them for the table)")
+    p.add_argument("--seed-list", default="", help="pretraining seeds this process takes, "
+                   "e.g. 2 or 0,1 (default: all --seeds)")
     p.add_argument("--tasks", default="state,motion")
     p.add_argument("--probes", default="attentive,linear")
     p.add_argument("--target", action="append", default=[], metavar="TASK/PROBE=SCORE",
@@ -59,6 +66,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if min(args.steps, args.every, args.seeds, args.batch_size, args.probe_epochs) < 1:
         p.error("--steps, --every, --seeds, --batch-size and --probe-epochs must be >= 1")
+    args.objectives = args.objectives.split(",")
+    if not set(args.objectives) <= set(OBJECTIVES):
+        p.error(f"--objectives must be among {', '.join(OBJECTIVES)}")
+    try:
+        args.seed_list = ([int(v) for v in args.seed_list.split(",")] if args.seed_list
+                          else list(range(args.seeds)))
+    except ValueError:
+        p.error(f"--seed-list must be integers separated by commas, got {args.seed_list!r}")
     args.target = args.target or ["state/attentive=0.5", "motion/attentive=0.4"]
     try:
         args.targets = {k: float(v) for k, v in (t.split("=", 1) for t in args.target)}
@@ -139,24 +154,33 @@ def main(argv=None) -> None:
     task_data = [build_task(t, root, train_ids, test_ids) for t in pcfg.tasks]
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           "cpu" if args.device == "auto" else args.device)
+    settings = {"tasks": tasks, "probes": probes, "epochs": args.probe_epochs,
+                "probe_data": str(root), "probe_episodes": args.probe_episodes}
     results: list[dict] = []
-    probed: dict[str, list[dict]] = {}  # spec -> rows: step 0 is the same encoder for both
-    for objective in OBJECTIVES:
-        for seed in range(args.seeds):
+    for objective in args.objectives:
+        for seed in args.seed_list:
             run_dir = pretrain_run(args, objective, seed)
             for step, spec in checkpoints(run_dir, seed, args):
-                if spec not in probed:
+                # One file per probed encoder: re-runs and other processes reuse it, and step 0
+                # (the seed's random init) is the same encoder for both objectives.
+                name = f"init_seed{seed}" if step == 0 else f"{objective}_seed{seed}_step{step}"
+                cached = Path(args.out) / "probes" / f"{name}.json"
+                saved = json.loads(cached.read_text()) if cached.is_file() else {}
+                if saved.get("settings") == settings:
+                    rows = saved["rows"]
+                else:
                     encoder = load_encoder(spec, f"{objective}/seed{seed}/step{step}")
-                    probed[spec] = [row for task in task_data
-                                    for row in probe_encoder_on_task(pcfg, encoder, task, device)]
-                results += [dict(row, objective=objective, seed=seed, step=step)
-                            for row in probed[spec]]
+                    rows = [row for task in task_data
+                            for row in probe_encoder_on_task(pcfg, encoder, task, device)]
+                    cached.parent.mkdir(parents=True, exist_ok=True)
+                    atomic_write_text(cached, json.dumps({"settings": settings, "rows": rows}))
+                results += [dict(row, objective=objective, seed=seed, step=step) for row in rows]
                 print(f"probed {objective} seed {seed} step {step}: " + ", ".join(
                     f"{r['task']}/{r['probe']} {r['mean']:.3f}" for r in results
                     if (r["objective"], r["seed"], r["step"]) == (objective, seed, step)),
                     file=sys.stderr, flush=True)
     print(f"feature vs pixel objective: tiny model, {args.steps} steps x batch "
-          f"{args.batch_size}, {args.seeds} seed(s) each; probes on {len(test_ids)} held-out "
+          f"{args.batch_size}, seeds {args.seed_list} each; probes on {len(test_ids)} held-out "
           f"episodes of {root}")
     print(summary_table(results, tasks, probes))
     verdicts = {}
