@@ -215,6 +215,7 @@ def test_env_clips_shapes_resize_and_seeded_transform(tiny_dataset):
     (lambda: EmaConfig(start=1.5), "ema.start: must be in [0, 1]"),
     (lambda: MaskConfig(long_range_scale=0.0), "masks.long_range_scale: must be in (0, 1]"),
     (lambda: MaskConfig(truncate="last"), "masks.truncate: 'last' is not one of"),
+    (lambda: MaskConfig(temporal_scale=[0.5, 1.5]), "masks.temporal_scale: must be [min, max]"),
     (lambda: DataConfig(source="video"), "data.paths: data.source=video needs"),
     (lambda: PretrainConfig(steps=0), "steps: must be >= 1"),
     (lambda: PretrainConfig(device="tpu"), "device: 'tpu' is not"),
@@ -224,6 +225,24 @@ def test_config_errors_name_the_field(build, field):
     with pytest.raises(ConfigError) as err:
         build()
     assert str(err.value).startswith(field), str(err.value)
+
+
+def test_temporal_scale_reaches_both_mask_types():
+    from jepa_world.masks import sample_multiblock_masks
+
+    assert all(spec.temporal_scale == (1.0, 1.0) for spec in MaskConfig().specs())  # V-JEPA
+    def seen_at_another_time(cfg: MaskConfig) -> float:
+        # share of samples where some masked (h, w) position is in the context at another time
+        hits = [bool({int(i) % 16 for i in c} & {int(i) % 16 for i in t})
+                for masks in sample_multiblock_masks((4, 4, 4), cfg.specs(), batch_size=16,
+                                                     generator=0)
+                for c, t in zip(masks.context, masks.targets, strict=True)]
+        return sum(hits) / len(hits)
+
+    specs = MaskConfig(temporal_scale=[0.5, 0.5]).specs()
+    assert [spec.temporal_scale for spec in specs] == [(0.5, 0.5)] * 2
+    assert seen_at_another_time(MaskConfig()) == 0.0  # tubes: masked at every time step
+    assert seen_at_another_time(MaskConfig(temporal_scale=[0.5, 0.5])) > 0.5
 
 
 def test_missing_dataset_without_collect_is_a_clear_error(tmp_path):

@@ -174,6 +174,9 @@ class MaskConfig:
     long_range_blocks: int = 2
     long_range_scale: float = 0.7
     aspect_ratio: list[float] = field(default_factory=lambda: [0.75, 1.5])
+    #: ``[min, max]`` fraction of the clip's time steps a block spans. V-JEPA: ``[1, 1]`` (every
+    #: block spans the whole clip, so nothing masked is visible at another time).
+    temporal_scale: list[float] = field(default_factory=lambda: [1.0, 1.0])
     min_keep: int = 4  #: smallest context (tokens) a sample may have
     truncate: str = "first"  #: ``first`` (official) or ``random``
 
@@ -188,14 +191,19 @@ class MaskConfig:
         check(len(self.aspect_ratio) == 2 and 0 < self.aspect_ratio[0] <= self.aspect_ratio[1],
               "masks.aspect_ratio", f"must be [min, max] with 0 < min <= max, "
               f"got {self.aspect_ratio}")
+        self.temporal_scale = [float(v) for v in self.temporal_scale]
+        check(len(self.temporal_scale) == 2
+              and 0 < self.temporal_scale[0] <= self.temporal_scale[1] <= 1,
+              "masks.temporal_scale", f"must be [min, max] with 0 < min <= max <= 1, "
+              f"got {self.temporal_scale}")
         check_choice(self.truncate, TRUNCATE_MODES, "masks.truncate")
 
     def specs(self) -> tuple[MaskSpec, MaskSpec]:
         """``(short_range, long_range)``; the index is the predictor's ``mask_index``."""
-        ratio = tuple(self.aspect_ratio)
+        ratio, time = tuple(self.aspect_ratio), tuple(self.temporal_scale)
         return (
-            MaskSpec(self.short_range_blocks, (self.short_range_scale,) * 2, ratio),
-            MaskSpec(self.long_range_blocks, (self.long_range_scale,) * 2, ratio),
+            MaskSpec(self.short_range_blocks, (self.short_range_scale,) * 2, ratio, time),
+            MaskSpec(self.long_range_blocks, (self.long_range_scale,) * 2, ratio, time),
         )
 
 
