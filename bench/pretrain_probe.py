@@ -1,10 +1,11 @@
 """Does pretraining learn? Ridge probes of the arm's joint angles on frozen encoder features.
 
-    python -m bench.pretrain_probe --checkpoint runs/pretrain/checkpoints/step_000600 [--random 3]
+    python -m bench.pretrain_probe --checkpoint runs/pretrain/checkpoints/latest [--random 3]
 
 Encodes single frames of held-out reach episodes (never seen in pretraining: their own seed range)
-with the checkpoint's target encoder and with randomly initialised encoders of the same
-architecture, then fits ridge regressions from features to ``[sin q1, cos q1, sin q2, cos q2]``
+with the checkpoint's target encoder (``--encoder context``: the context encoder), with the run's
+own initialisation (rebuilt from the seed in its ``pretrain_config.json``) and with randomly
+initialised encoders of the same architecture (other seeds), then fits ridge regressions from features to ``[sin q1, cos q1, sin q2, cos q2]``
 (the joint angles, wrap-free). Reports R^2 on held-out episodes for two feature sets: mean-pooled
 tokens ``[D]`` and all tokens flattened ``[N * D]`` (a linear read-out that may use positions).
 The ridge strength is chosen on a validation split of the training episodes.
@@ -13,6 +14,7 @@ The ridge strength is chosen on a validation split of the training episodes.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 from pathlib import Path
 
@@ -21,7 +23,7 @@ import numpy as np
 import torch
 from einops import repeat
 
-from jepa_world.checkpoints import load_pretrained
+from jepa_world.checkpoints import follow_latest, load_pretrained
 from jepa_world.config import CollectConfig, EnvConfig
 from jepa_world.data.collection import collect
 from jepa_world.data.store import scan_shards
@@ -131,6 +133,11 @@ def main() -> None:
         return ridge_r2(pooled, labels, train, val, test), ridge_r2(flat, labels, train, val, test)
 
     pretrained = scores(encoder)
+    own_init = None
+    run_config = follow_latest(Path(args.checkpoint)).parent.parent / "pretrain_config.json"
+    if run_config.is_file():  # the run's own starting point: pretraining seeds, then builds
+        torch.manual_seed(json.loads(run_config.read_text())["seed"])
+        own_init = scores(random_encoder_like(pre))
     randoms = []
     for seed in range(args.random):
         torch.manual_seed(10_000 + seed)  # not the pretraining run's own initial weights
@@ -145,7 +152,10 @@ def main() -> None:
     print("| encoder | R^2 mean-pooled tokens | R^2 all tokens |")
     print("|---|---|---|")
     print(f"| pretrained {args.encoder} encoder | {pretrained[0]:.3f} | {pretrained[1]:.3f} |")
-    print(f"| random init (mean ± sd of {args.random}) | {summary(0)} | {summary(1)} |")
+    if own_init is not None:
+        print(f"| the run's own initialisation | {own_init[0]:.3f} | {own_init[1]:.3f} |")
+    if randoms:
+        print(f"| random init (mean ± sd of {args.random}) | {summary(0)} | {summary(1)} |")
 
 
 def random_encoder_like(pre) -> torch.nn.Module:
