@@ -2,12 +2,13 @@
 
     python -m bench.pretrain_probe --checkpoint runs/pretrain/checkpoints/latest [--random 3]
 
-Encodes single frames of held-out reach episodes (never seen in pretraining: their own seed range)
-with the checkpoint's target encoder (``--encoder context``: the context encoder), with the run's
-own initialisation (rebuilt from the seed in its ``pretrain_config.json``) and with randomly
-initialised encoders of the same architecture (other seeds), then fits ridge regressions from features to ``[sin q1, cos q1, sin q2, cos q2]``
-(the joint angles, wrap-free). Reports R^2 on held-out episodes for two feature sets: mean-pooled
-tokens ``[D]`` and all tokens flattened ``[N * D]`` (a linear read-out that may use positions).
+Encodes single frames of held-out reach episodes (never seen in pretraining: their own seed
+range) with the checkpoint's target encoder (``--encoder context``: the context encoder), with
+the run's own initialisation (rebuilt from the seed in its ``pretrain_config.json``) and with
+randomly initialised encoders of the same architecture (other seeds), then fits ridge
+regressions from features to ``[sin q1, cos q1, sin q2, cos q2]`` (the joint angles, wrap-free).
+Reports R^2 on held-out episodes for two feature sets: mean-pooled tokens ``[D]`` and all tokens
+flattened ``[N * D]`` (a linear read-out that may use positions), and for the raw pixels.
 The ridge strength is chosen on a validation split of the training episodes.
 """
 
@@ -138,6 +139,7 @@ def main() -> None:
     if run_config.is_file():  # the run's own starting point: pretraining seeds, then builds
         torch.manual_seed(json.loads(run_config.read_text())["seed"])
         own_init = scores(random_encoder_like(pre))
+    pixels = ridge_r2(frames.flatten(1).float() / 255.0, labels, train, val, test)
     randoms = []
     for seed in range(args.random):
         torch.manual_seed(10_000 + seed)  # not the pretraining run's own initial weights
@@ -156,6 +158,7 @@ def main() -> None:
         print(f"| the run's own initialisation | {own_init[0]:.3f} | {own_init[1]:.3f} |")
     if randoms:
         print(f"| random init (mean ± sd of {args.random}) | {summary(0)} | {summary(1)} |")
+    print(f"| raw pixels | - | {pixels:.3f} |")
 
 
 def random_encoder_like(pre) -> torch.nn.Module:
