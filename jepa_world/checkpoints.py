@@ -250,7 +250,6 @@ def follow_latest(path: Path) -> Path:
     return folder
 
 
-
 def load_strict(module: nn.Module, state: dict[str, torch.Tensor], where: str,
                 harmless: dict[str, str], notes: list[str]) -> None:
     """Load ``state`` into ``module``; raise listing missing/unexpected/mis-shaped keys.
