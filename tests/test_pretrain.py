@@ -25,6 +25,7 @@ from jepa_world.training import (
     ModelConfig,
     OptimConfig,
     PretrainConfig,
+    RegularizerConfig,
     TrainingDivergedError,
     latest_checkpoint,
     pretrain,
@@ -216,6 +217,7 @@ def test_env_clips_shapes_resize_and_seeded_transform(tiny_dataset):
     (lambda: MaskConfig(long_range_scale=0.0), "masks.long_range_scale: must be in (0, 1]"),
     (lambda: MaskConfig(truncate="last"), "masks.truncate: 'last' is not one of"),
     (lambda: MaskConfig(temporal_scale=[0.5, 1.5]), "masks.temporal_scale: must be [min, max]"),
+    (lambda: RegularizerConfig(variance_weight=-1.0), "regularizer.variance_weight: must be"),
     (lambda: DataConfig(source="video"), "data.paths: data.source=video needs"),
     (lambda: PretrainConfig(steps=0), "steps: must be >= 1"),
     (lambda: PretrainConfig(device="tpu"), "device: 'tpu' is not"),
@@ -243,6 +245,24 @@ def test_temporal_scale_reaches_both_mask_types():
     assert [spec.temporal_scale for spec in specs] == [(0.5, 0.5)] * 2
     assert seen_at_another_time(MaskConfig()) == 0.0  # tubes: masked at every time step
     assert seen_at_another_time(MaskConfig(temporal_scale=[0.5, 0.5])) > 0.5
+
+
+def test_variance_covariance_regularizer_adds_to_the_loss(tiny_dataset, tmp_path):
+    seen: list[dict] = []
+    reg = RegularizerConfig(variance_weight=1.0, covariance_weight=0.5)
+    pretrain(tiny_config(tiny_dataset, tmp_path / "run", steps=3, regularizer=reg),
+             callback=lambda step, metrics: seen.append(metrics))
+    for m in seen:
+        prediction = (m["loss/mask0"] + m["loss/mask1"]) / 2
+        assert m["loss/variance"] > 0 and m["loss/covariance"] > 0
+        assert m["loss/total"] == pytest.approx(
+            prediction + m["loss/variance"] + 0.5 * m["loss/covariance"], rel=1e-5)
+    plain: list[dict] = []
+    pretrain(tiny_config(tiny_dataset, tmp_path / "plain", steps=1),
+             callback=lambda step, metrics: plain.append(metrics))
+    assert "loss/variance" not in plain[0]
+    assert plain[0]["loss/total"] == pytest.approx((plain[0]["loss/mask0"]
+                                                    + plain[0]["loss/mask1"]) / 2, rel=1e-5)
 
 
 def test_missing_dataset_without_collect_is_a_clear_error(tmp_path):

@@ -7,6 +7,7 @@ from jepa_world.training.config import (
     ModelConfig,
     OptimConfig,
     PretrainConfig,
+    RegularizerConfig,
 )
 from jepa_world.training.distributed import ResumableSampler
 from jepa_world.training.pretrain import PretrainResult, TrainingDivergedError, pretrain
@@ -20,6 +21,7 @@ __all__ = [
     "OptimConfig",
     "PretrainConfig",
     "PretrainResult",
+    "RegularizerConfig",
     "ResumableSampler",
     "TrainingDivergedError",
     "latest_checkpoint",

@@ -8,6 +8,7 @@ it directly: ``PretrainConfig(model=ModelConfig(embed_dim=32, depth=1), steps=20
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 from jepa_world.config import EnvConfig, check, check_choice
@@ -208,6 +209,29 @@ class MaskConfig:
 
 
 @dataclass
+class RegularizerConfig:
+    """Optional VICReg terms on the context encoder's output tokens (VJ-VCR, Drozdov et al.
+    2024), added to the feature loss. Off by default (V-JEPA has none). The variance hinge keeps
+    every feature dimension varying across the batch's tokens (std >= ``target_std``), the
+    covariance term decorrelates dimensions; together they stop the encoder from discarding what
+    the predictor cannot predict (on the reach data: the arm)."""
+
+    variance_weight: float = 0.0
+    covariance_weight: float = 0.0
+    target_std: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("variance_weight", "covariance_weight", "target_std"):
+            value = getattr(self, name)
+            check(math.isfinite(value) and value >= 0, f"regularizer.{name}",
+                  f"must be a finite number >= 0, got {value}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.variance_weight > 0 or self.covariance_weight > 0
+
+
+@dataclass
 class PretrainConfig:
     """``python -m jepa_world.pretrain``: V-JEPA (``feature``) or pixel-MAE (``pixel``) training.
 
@@ -220,6 +244,7 @@ class PretrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     ema: EmaConfig = field(default_factory=EmaConfig)
     masks: MaskConfig = field(default_factory=MaskConfig)
+    regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
     objective: str = "feature"  #: ``feature`` (V-JEPA) or ``pixel`` (normalised-pixel MAE)
     steps: int = 600
     batch_size: int = 16
@@ -263,4 +288,4 @@ class PretrainConfig:
 
 
 __all__ = ["DataConfig", "EmaConfig", "MaskConfig", "ModelConfig", "OptimConfig",
-           "PretrainConfig"]
+           "PretrainConfig", "RegularizerConfig"]

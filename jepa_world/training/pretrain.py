@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, Dataset
 from jepa_world.checkpoints import Pretrained
 from jepa_world.config import CollectConfig
 from jepa_world.errors import ConfigError, DatasetError, JepaWorldError
-from jepa_world.losses import jepa_loss, pixel_loss, pixel_targets
+from jepa_world.losses import jepa_loss, pixel_loss, pixel_targets, variance_covariance
 from jepa_world.masks import sample_multiblock_masks
 from jepa_world.models.inputs import IMAGENET_MEAN, IMAGENET_STD
 from jepa_world.models.presets import build_encoder, build_predictor, config_to_dict
@@ -53,7 +53,7 @@ from jepa_world.schedules import (
     warmup_cosine_lr,
 )
 from jepa_world.training import distributed as du
-from jepa_world.training.config import PretrainConfig
+from jepa_world.training.config import PretrainConfig, RegularizerConfig
 from jepa_world.training.logging import TrainLogger, feature_std
 from jepa_world.training.state import (
     latest_checkpoint,
@@ -108,18 +108,23 @@ class JepaStudent(nn.Module):
 
     ``forward(video [B, 3, T, H, W], contexts, targets_idx, targets)`` with ``contexts[i]``
     ``[B, Kc_i]``, ``targets_idx[i]`` ``[B, Kt_i]`` per mask type and ``targets`` ``[B, N, F]``
-    (target-encoder features or pixel targets) returns ``(loss, per_type_losses [types])``.
+    (target-encoder features or pixel targets) returns ``(loss, terms)``: ``terms`` holds the
+    per-mask-type prediction losses, then the variance and covariance terms (zero when the
+    regulariser is off). ``loss`` = mean prediction loss + the weighted terms.
     """
 
     def __init__(self, encoder: nn.Module, predictor: nn.Module,
-                 pixel_head: nn.Module | None = None) -> None:
+                 pixel_head: nn.Module | None = None,
+                 regularizer: RegularizerConfig | None = None) -> None:
         super().__init__()
         self.encoder = encoder
         self.predictor = predictor
         self.pixel_head = pixel_head
+        self.regularizer = regularizer or RegularizerConfig()
 
     def forward(self, video, contexts, targets_idx, targets):
-        losses = []
+        losses, variance, covariance = [], [], []
+        reg = self.regularizer
         for i, (ctx, tgt) in enumerate(zip(contexts, targets_idx, strict=True)):
             tokens = self.encoder(video, masks=ctx)  # [B, Kc, D]
             pred = self.predictor(tokens, ctx, tgt, mask_index=i)  # [B, Kt, D]
@@ -127,8 +132,18 @@ class JepaStudent(nn.Module):
                 losses.append(jepa_loss(pred.float(), targets.float(), tgt))
             else:
                 losses.append(pixel_loss(self.pixel_head(pred).float(), targets.float(), tgt))
+            if reg.enabled:  # over all B * Kc context tokens of this mask type
+                var, cov = variance_covariance(tokens.float().flatten(0, 1), reg.target_std)
+                variance.append(var)
+                covariance.append(cov)
         per_type = torch.stack(losses)
-        return per_type.mean(), per_type.detach()
+        loss = per_type.mean()
+        if reg.enabled:
+            var, cov = torch.stack(variance).mean(), torch.stack(covariance).mean()
+            loss = loss + reg.variance_weight * var + reg.covariance_weight * cov
+        else:
+            var = cov = torch.zeros((), device=per_type.device)
+        return loss, torch.cat([per_type.detach(), var.detach()[None], cov.detach()[None]])
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
@@ -241,7 +256,7 @@ def _run(cfg, info, callback, dataset, record_indices, started) -> PretrainResul
     target_encoder = None
     if cfg.objective == "feature":
         target_encoder = copy.deepcopy(encoder).requires_grad_(False).eval()
-    student = JepaStudent(encoder, predictor, pixel_head)
+    student = JepaStudent(encoder, predictor, pixel_head, cfg.regularizer)
     optimizer = torch.optim.AdamW(
         param_groups(student, cfg.optim.weight_decay), lr=cfg.optim.start_lr,
         betas=(cfg.optim.beta1, cfg.optim.beta2), eps=cfg.optim.eps)
@@ -338,8 +353,8 @@ def _run(cfg, info, callback, dataset, record_indices, started) -> PretrainResul
                     else:
                         targets = pixel_targets(clip, cfg.model.tubelet_size,
                                                 cfg.model.patch_size)  # [B, N, t p p 3]
-                    loss, per_type = forward(video, contexts, targets_idx, targets)
-                stats = du.all_reduce_mean(torch.cat([loss.detach()[None], per_type]), info)
+                    loss, terms = forward(video, contexts, targets_idx, targets)
+                stats = du.all_reduce_mean(torch.cat([loss.detach()[None], terms]), info)
                 loss_value = float(stats[0])
                 if not math.isfinite(loss_value):
                     raise _diverged("loss", loss_value, step, lr, last_good)
@@ -361,8 +376,11 @@ def _run(cfg, info, callback, dataset, record_indices, started) -> PretrainResul
                            "perf/clips_per_s": clips_per_s,
                            "perf/tokens_per_s": clips_per_s * num_tokens,
                            "perf/step_ms": (now - t0) * 1e3}
-                for i, value in enumerate(stats[1:].tolist()):
+                *per_type_values, variance, covariance = stats[1:].tolist()
+                for i, value in enumerate(per_type_values):
                     metrics[f"loss/mask{i}"] = value
+                if cfg.regularizer.enabled:
+                    metrics["loss/variance"], metrics["loss/covariance"] = variance, covariance
                 tick = now
                 result.losses.append(loss_value)
                 if record_indices:
