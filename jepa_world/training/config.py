@@ -213,8 +213,8 @@ class RegularizerConfig:
     """Optional VICReg terms on the context encoder's output tokens (VJ-VCR, Drozdov et al.
     2024), added to the feature loss. Off by default (V-JEPA has none). The variance hinge keeps
     every feature dimension varying across the batch's tokens (std >= ``target_std``), the
-    covariance term decorrelates dimensions; together they stop the encoder from discarding what
-    the predictor cannot predict (on the reach data: the arm)."""
+    covariance term decorrelates dimensions; together they stop the target encoder from
+    flattening what the predictor cannot predict (on the reach data: the arm's tokens)."""
 
     variance_weight: float = 0.0
     covariance_weight: float = 0.0
