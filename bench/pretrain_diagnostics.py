@@ -45,8 +45,6 @@ PIXEL_THRESHOLD = 0.1
 
 def checkpoint_and_config(path: Path) -> tuple[Path, dict]:
     """``(checkpoint folder, the run's pretrain_config.json)`` for a run or a checkpoint folder."""
-    if (path / "checkpoints" / "latest").is_file():
-        path = path / "checkpoints" / "latest"
     folder = follow_latest(path)
     config_file = folder.parent.parent / "pretrain_config.json"
     if not config_file.is_file():

@@ -206,7 +206,8 @@ def load_pretrained(
     Args:
         path: official ``.pt`` file, bare encoder state dict, a folder written by
             :func:`save_pretrained` (a pretraining checkpoint ``run/checkpoints/step_N``), or a
-            training run's ``latest`` pointer file (``run/checkpoints/latest``), which is followed.
+            training run's folder or ``latest`` pointer file (``run/checkpoints/latest``): the
+            newest checkpoint is loaded.
         config: optional official constructor arguments (dict or JSON path); see
             :mod:`jepa_world.official`. Ignored for this project's folders.
         **overrides: ``num_heads``, ``predictor_num_heads``, ``img_size``, ``num_frames``,
@@ -236,11 +237,19 @@ LATEST_POINTER = "latest"
 
 
 def follow_latest(path: Path) -> Path:
-    """``path`` itself, or the checkpoint folder a ``latest`` pointer file names.
+    """The checkpoint folder a ``latest`` pointer names, or ``path`` itself.
+
+    ``path`` may be the pointer file, the ``checkpoints`` folder holding it, or a training run's
+    folder (``run/checkpoints/latest``); anything else comes back unchanged.
 
     Raises:
         CheckpointError: the pointer names a folder that is gone or holds no checkpoint.
     """
+    if path.is_dir() and not (path / CONFIG_FILE).exists():
+        for pointer in (path / "checkpoints" / LATEST_POINTER, path / LATEST_POINTER):
+            if pointer.is_file():
+                path = pointer
+                break
     if not (path.is_file() and path.name == LATEST_POINTER and path.stat().st_size < 256):
         return path
     folder = path.parent / path.read_text(errors="replace").strip()

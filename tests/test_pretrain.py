@@ -106,6 +106,7 @@ def test_pixel_objective_runs(tiny_dataset, tmp_path):
     pointer = result.checkpoint.parent / "latest"
     assert pointer.read_text().strip() == result.checkpoint.name
     assert jepa_world.load_pretrained(pointer).config["step"] == 6
+    assert jepa_world.load_pretrained(tmp_path / "run").config["step"] == 6  # the run folder
     pointer.write_text("step_000099")
     with pytest.raises(CheckpointError, match="step_000099"):
         jepa_world.load_pretrained(pointer)

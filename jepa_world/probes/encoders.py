@@ -78,18 +78,14 @@ def resolve_path(spec: str, where: str = "encoders") -> Path:
         path = Path(spec).expanduser()
     if not path.exists():
         raise ConfigError(f"{where}: no such file or folder {spec!r}; give {KNOWN_FORMS}")
-    if path.is_dir() and not (path / "config.json").exists():
-        for pointer in (path / "checkpoints" / LATEST_POINTER, path / LATEST_POINTER):
-            if pointer.is_file():
-                path = pointer
-                break
-        else:
-            raise ConfigError(f"{where}: {spec!r} is a folder without config.json or "
-                              f"checkpoints/{LATEST_POINTER}; give {KNOWN_FORMS}")
     try:
-        return follow_latest(path)
+        path = follow_latest(path)
     except JepaWorldError as err:
         raise ConfigError(f"{where}: {err}") from None
+    if path.is_dir() and not (path / "config.json").exists():
+        raise ConfigError(f"{where}: {spec!r} is a folder without config.json or "
+                          f"checkpoints/{LATEST_POINTER}; give {KNOWN_FORMS}")
+    return path
 
 
 def _random_encoder(spec: str, where: str) -> tuple[nn.Module, str]:
