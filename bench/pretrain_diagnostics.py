@@ -45,10 +45,13 @@ PIXEL_THRESHOLD = 0.1
 
 def checkpoint_and_config(path: Path) -> tuple[Path, dict]:
     """``(checkpoint folder, the run's pretrain_config.json)`` for a run or a checkpoint folder."""
+    if not path.exists():
+        raise SystemExit(f"error: {path}: no such folder; give a pretraining run folder")
     folder = follow_latest(path)
     config_file = folder.parent.parent / "pretrain_config.json"
     if not config_file.is_file():
-        raise SystemExit(f"error: {config_file} is missing; give a pretraining run folder")
+        raise SystemExit(f"error: {path}: no {config_file} next to its checkpoints; give a "
+                         f"pretraining run folder (runs/x) or one of its step_N folders")
     return folder, json.loads(config_file.read_text())
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from einops import repeat
 
-from jepa_world.checkpoints import follow_latest, load_pretrained
+from jepa_world.checkpoints import CheckpointError, follow_latest, load_pretrained
 from jepa_world.config import CollectConfig, EnvConfig
 from jepa_world.data.collection import collect
 from jepa_world.data.store import scan_shards
@@ -118,7 +118,10 @@ def main() -> None:
                         help="encode each frame as a static clip of this many copies (0: image)")
     args = parser.parse_args()
 
-    pre = load_pretrained(args.checkpoint)
+    try:
+        pre = load_pretrained(args.checkpoint)
+    except CheckpointError as err:
+        raise SystemExit(f"error: {err}") from None
     encoder = pre.encoder if args.encoder == "context" else (pre.target_encoder or pre.encoder)
     size = pre.config["encoder"]["img_size"]
     root = probe_frames(Path(f"{args.data}_{size}px"), size, args.episodes, seed=1_000_000)
