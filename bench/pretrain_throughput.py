@@ -62,7 +62,8 @@ def step_flops(cfg: PretrainConfig, device: torch.device) -> int:
     m = cfg.model
     encoder = build_encoder(m.encoder_config()).to(device)
     target = build_encoder(m.encoder_config()).to(device).requires_grad_(False)
-    student = JepaStudent(encoder, build_predictor(m.predictor_config(2)).to(device))
+    student = JepaStudent(encoder, build_predictor(m.predictor_config(2)).to(device),
+                          regularizer=cfg.regularizer)
     video = torch.rand(cfg.batch_size, 3, m.num_frames, m.img_size, m.img_size, device=device)
     masks = sample_multiblock_masks(m.grid, cfg.masks.specs(), cfg.batch_size, generator=0)
     ctx = [mk.context.to(device) for mk in masks]

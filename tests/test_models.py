@@ -281,7 +281,8 @@ def test_presets():
     assert (vit_l.predictor.predictor_dim, vit_l.predictor.depth) == (384, 12)
     tiny.encoder.depth = 1  # presets are copies
     assert get_preset("tiny").encoder.depth == 4
-    assert dataclasses.asdict(get_preset("tiny").encoder)["pos_embed"] == "rope"
+    assert dataclasses.asdict(get_preset("tiny").encoder)["pos_embed"] == "sincos"
+    assert get_preset("tiny").predictor.pos_embed == "sincos"
     with pytest.raises(KeyError, match="unknown preset"):
         get_preset("vit_xxl")
 

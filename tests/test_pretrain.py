@@ -258,12 +258,15 @@ def test_variance_covariance_regularizer_adds_to_the_loss(tiny_dataset, tmp_path
         assert m["loss/variance"] > 0 and m["loss/covariance"] > 0
         assert m["loss/total"] == pytest.approx(
             prediction + m["loss/variance"] + 0.5 * m["loss/covariance"], rel=1e-5)
-    plain: list[dict] = []
-    pretrain(tiny_config(tiny_dataset, tmp_path / "plain", steps=1),
-             callback=lambda step, metrics: plain.append(metrics))
-    assert "loss/variance" not in plain[0]
-    assert plain[0]["loss/total"] == pytest.approx((plain[0]["loss/mask0"]
-                                                    + plain[0]["loss/mask1"]) / 2, rel=1e-5)
+    assert PretrainConfig().regularizer.enabled  # the CPU recipe's default
+    off = RegularizerConfig(variance_weight=0.0, covariance_weight=0.0)
+    for name, overrides in (("plain", dict(regularizer=off)), ("pixel", dict(objective="pixel"))):
+        plain: list[dict] = []  # plain V-JEPA, and the pixel baseline whatever the regulariser
+        pretrain(tiny_config(tiny_dataset, tmp_path / name, steps=1, **overrides),
+                 callback=lambda step, metrics: plain.append(metrics))
+        assert "loss/variance" not in plain[0], name
+        assert plain[0]["loss/total"] == pytest.approx((plain[0]["loss/mask0"]
+                                                        + plain[0]["loss/mask1"]) / 2, rel=1e-5)
 
 
 def test_missing_dataset_without_collect_is_a_clear_error(tmp_path):

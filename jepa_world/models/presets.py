@@ -7,7 +7,9 @@ JSON config stored next to saved weights.
 Presets:
 
 * ``tiny``  - CPU default: 64 px, patch 8, 8 frames (4 x 8 x 8 = 256 tokens), width 192, depth 4,
-  3 heads, 3D-RoPE; predictor width 96, depth 4; AC predictor width 192, depth 4.
+  3 heads, sin-cos positions (V-JEPA); predictor width 96, depth 4; AC predictor width 192,
+  depth 4. Absolute positions, not RoPE: on a plain background a RoPE token cannot tell where it
+  is, and pretraining on the reach data only beats random init with them (README).
 * ``vit_l`` - V-JEPA ViT-L/16 (1024 / 24 / 16), 224 px, 16 frames, sin-cos positions;
   predictor 384 / 12.
 * ``vit_h`` - V-JEPA ViT-H/16 (1280 / 32 / 16), same layout as ``vit_l``.
@@ -118,7 +120,8 @@ def _official(
 
 
 PRESETS: dict[str, Preset] = {
-    "tiny": Preset(encoder=EncoderConfig(), predictor=PredictorConfig()),
+    "tiny": Preset(encoder=EncoderConfig(pos_embed="sincos"),
+                   predictor=PredictorConfig(pos_embed="sincos")),
     "vit_l": _official(1024, 24, 16, 4096, 224, "sincos", pred_heads=16),
     "vit_h": _official(1280, 32, 16, 5120, 224, "sincos", pred_heads=16),
     "vit_g": _official(1408, 40, 22, 6144, 256, "rope", pred_heads=12),

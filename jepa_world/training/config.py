@@ -39,7 +39,7 @@ class ModelConfig:
     depth: int = 4
     num_heads: int = 3
     mlp_hidden_dim: int = 768
-    pos_embed: str = "rope"  #: ``rope`` (V-JEPA 2) or ``sincos`` (V-JEPA)
+    pos_embed: str = "sincos"  #: ``sincos`` (V-JEPA) or ``rope`` (V-JEPA 2)
     uniform_power: bool = False
     predictor_dim: int = 96
     predictor_depth: int = 4
@@ -155,10 +155,14 @@ class OptimConfig:
 
 @dataclass
 class EmaConfig:
-    """Target-encoder momentum, linear ``start -> final`` over the run (V-JEPA 0.998 -> 1)."""
+    """Target-encoder momentum, linear ``start -> final`` over the run.
 
-    start: float = 0.996
-    final: float = 1.0
+    V-JEPA uses 0.998 -> 1 over 90k steps. The 600-step CPU default keeps a constant 0.99: with a
+    slower schedule the target encoder lags the context encoder too far to gain anything in so
+    few steps (README, "Does pretraining learn?")."""
+
+    start: float = 0.99
+    final: float = 0.99
 
     def __post_init__(self) -> None:
         for name in ("start", "final"):
@@ -210,14 +214,16 @@ class MaskConfig:
 
 @dataclass
 class RegularizerConfig:
-    """Optional VICReg terms on the context encoder's output tokens (VJ-VCR, Drozdov et al.
-    2024), added to the feature loss. Off by default (V-JEPA has none). The variance hinge keeps
-    every feature dimension varying across the batch's tokens (std >= ``target_std``), the
-    covariance term decorrelates dimensions; together they stop the target encoder from
-    flattening what the predictor cannot predict (on the reach data: the arm's tokens)."""
+    """VICReg terms on the context encoder's output tokens (VJ-VCR, Drozdov et al. 2024), added
+    to the feature loss. The variance hinge keeps every feature dimension varying across the
+    batch's tokens (std >= ``target_std``), the covariance term decorrelates dimensions; together
+    they stop the target encoder from flattening what the predictor cannot predict (on the reach
+    data: the arm's tokens). On by default for the CPU recipe; set both weights to 0 for plain
+    V-JEPA (which has no such terms). ``objective=pixel`` ignores them (fixed pixel targets
+    cannot collapse; the baseline stays VideoMAE) and says so in its first log line."""
 
-    variance_weight: float = 0.0
-    covariance_weight: float = 0.0
+    variance_weight: float = 1.0
+    covariance_weight: float = 0.04
     target_std: float = 1.0
 
     def __post_init__(self) -> None:

@@ -120,7 +120,7 @@ class JepaStudent(nn.Module):
         self.encoder = encoder
         self.predictor = predictor
         self.pixel_head = pixel_head
-        self.regularizer = regularizer or RegularizerConfig()
+        self.regularizer = regularizer or RegularizerConfig(0.0, 0.0)  # None: plain V-JEPA
 
     def forward(self, video, contexts, targets_idx, targets):
         losses, variance, covariance = [], [], []
@@ -256,7 +256,10 @@ def _run(cfg, info, callback, dataset, record_indices, started) -> PretrainResul
     target_encoder = None
     if cfg.objective == "feature":
         target_encoder = copy.deepcopy(encoder).requires_grad_(False).eval()
-    student = JepaStudent(encoder, predictor, pixel_head, cfg.regularizer)
+    # Pixel targets are fixed, so nothing can collapse: the anti-collapse terms belong to the
+    # feature objective only, and objective=pixel stays the plain VideoMAE baseline.
+    regularizer = cfg.regularizer if cfg.objective == "feature" else RegularizerConfig(0.0, 0.0)
+    student = JepaStudent(encoder, predictor, pixel_head, regularizer)
     optimizer = torch.optim.AdamW(
         param_groups(student, cfg.optim.weight_decay), lr=cfg.optim.start_lr,
         betas=(cfg.optim.beta1, cfg.optim.beta2), eps=cfg.optim.eps)
@@ -319,7 +322,10 @@ def _run(cfg, info, callback, dataset, record_indices, started) -> PretrainResul
         logger.write(f"pretrain {cfg.objective}: model {cfg.model.name} ({params:.2f}M trainable "
                      f"params, {num_tokens} tokens/clip), {len(clips)} clips, {info.world_size} "
                      f"x {device} {'bf16' if bf16 else 'fp32'}, run_dir {run_dir}"
-                     + (f", resuming at step {step}" if folder is not None else ""))
+                     + (f", resuming at step {step}" if folder is not None else "")
+                     + (f"; regularizer variance {regularizer.variance_weight:g}, covariance "
+                        f"{regularizer.covariance_weight:g}" if regularizer.enabled else
+                        "; no regularizer"))
     last_good = folder
     tick = time.perf_counter()
     try:
@@ -379,7 +385,7 @@ def _run(cfg, info, callback, dataset, record_indices, started) -> PretrainResul
                 *per_type_values, variance, covariance = stats[1:].tolist()
                 for i, value in enumerate(per_type_values):
                     metrics[f"loss/mask{i}"] = value
-                if cfg.regularizer.enabled:
+                if regularizer.enabled:
                     metrics["loss/variance"], metrics["loss/covariance"] = variance, covariance
                 tick = now
                 result.losses.append(loss_value)
