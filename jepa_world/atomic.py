@@ -22,15 +22,25 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _umask_mode() -> int:
+    """The mode ``open()`` would give a new file: ``0o666`` minus the process umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write(target: str | Path, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` on a temp file next to ``target``, fsync it, rename it over
-    ``target``; the temp file is removed if anything fails. Parent folders are created."""
+    ``target``; the temp file is removed if anything fails. Parent folders are created. The file
+    gets the usual permissions (``0o666`` minus the umask), not ``mkstemp``'s private ``0o600``,
+    so others who may read the folder can read checkpoints and results too."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, _umask_mode())
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)

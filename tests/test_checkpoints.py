@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 
 import numpy as np
@@ -60,6 +61,15 @@ def test_failed_write_keeps_the_old_file(tmp_path):
         atomic_write(target, crash)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+
+def test_atomic_writes_get_the_umask_permissions_not_private_ones(tmp_path):
+    old_mask = os.umask(0o022)
+    try:
+        target = atomic_write_text(tmp_path / "config.json", "{}")
+    finally:
+        os.umask(old_mask)
+    assert target.stat().st_mode & 0o777 == 0o644  # mkstemp alone would leave 0o600
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
