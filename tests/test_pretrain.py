@@ -263,7 +263,7 @@ def test_variance_covariance_regularizer_adds_to_the_loss(tiny_dataset, tmp_path
     for name, overrides in (("plain", dict(regularizer=off)), ("pixel", dict(objective="pixel"))):
         plain: list[dict] = []  # plain V-JEPA, and the pixel baseline whatever the regulariser
         pretrain(tiny_config(tiny_dataset, tmp_path / name, steps=1, **overrides),
-                 callback=lambda step, metrics: plain.append(metrics))
+                 callback=lambda step, metrics, record=plain.append: record(metrics))
         assert "loss/variance" not in plain[0], name
         assert plain[0]["loss/total"] == pytest.approx((plain[0]["loss/mask0"]
                                                         + plain[0]["loss/mask1"]) / 2, rel=1e-5)
