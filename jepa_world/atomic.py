@@ -24,9 +24,14 @@ def fsync_dir(directory: Path) -> None:
 
 def _umask_mode() -> int:
     """The mode ``open()`` would give a new file: ``0o666`` minus the process umask."""
-    mask = os.umask(0)
+    mask = os.umask(0)  # the only way to read it; set straight back
     os.umask(mask)
     return 0o666 & ~mask
+
+
+#: Read once at import (in the importing thread): changing the umask, even for a moment, while
+#: other threads create files would give those files the wrong permissions.
+_FILE_MODE = _umask_mode()
 
 
 def atomic_write(target: str | Path, write: Callable[[str], None]) -> Path:
@@ -40,7 +45,7 @@ def atomic_write(target: str | Path, write: Callable[[str], None]) -> Path:
     os.close(fd)
     try:
         write(tmp)
-        os.chmod(tmp, _umask_mode())
+        os.chmod(tmp, _FILE_MODE)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)

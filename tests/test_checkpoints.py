@@ -63,12 +63,15 @@ def test_failed_write_keeps_the_old_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
 
 
-def test_atomic_writes_get_the_umask_permissions_not_private_ones(tmp_path):
+def test_atomic_writes_get_the_umask_permissions_not_private_ones(tmp_path, monkeypatch):
+    from jepa_world import atomic
+
     old_mask = os.umask(0o022)
     try:
-        target = atomic_write_text(tmp_path / "config.json", "{}")
+        monkeypatch.setattr(atomic, "_FILE_MODE", atomic._umask_mode())
     finally:
         os.umask(old_mask)
+    target = atomic_write_text(tmp_path / "config.json", "{}")
     assert target.stat().st_mode & 0o777 == 0o644  # mkstemp alone would leave 0o600
 
 
