@@ -258,8 +258,9 @@ def _run(cfg, info, callback, dataset, record_indices, started) -> PretrainResul
         target_encoder = copy.deepcopy(encoder).requires_grad_(False).eval()
     # Pixel targets are fixed, so nothing can collapse: the anti-collapse terms belong to the
     # feature objective only, and objective=pixel stays the plain VideoMAE baseline.
-    regularizer = cfg.regularizer if cfg.objective == "feature" else RegularizerConfig(0.0, 0.0)
-    student = JepaStudent(encoder, predictor, pixel_head, regularizer)
+    student = JepaStudent(encoder, predictor, pixel_head,
+                          cfg.regularizer if cfg.objective == "feature" else None)
+    regularizer = student.regularizer
     optimizer = torch.optim.AdamW(
         param_groups(student, cfg.optim.weight_decay), lr=cfg.optim.start_lr,
         betas=(cfg.optim.beta1, cfg.optim.beta2), eps=cfg.optim.eps)
