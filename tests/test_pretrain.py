@@ -141,8 +141,11 @@ def test_resume_reproduces_the_uninterrupted_run(tiny_dataset, tmp_path):
     assert pretrain(cfg).losses == []
     other = tiny_config(tiny_dataset, tmp_path / "b", **common,
                         model=ModelConfig(**dict(TINY_MODEL, depth=2)))
-    with pytest.raises(ConfigError, match="^resume: .* another model"):
-        pretrain(other)
+    with pytest.raises(ConfigError, match=r"^resume: .* trained with model\.depth=1 \(now 2\); "
+                                          r"pass model\.depth=1 to resume it"):
+        pretrain(other)  # only the field that differs is named, not the whole model config
+    with pytest.raises(ConfigError, match="^resume: .* another objective"):
+        pretrain(tiny_config(tiny_dataset, tmp_path / "b", **common, objective="pixel"))
 
 
 def test_nan_loss_stops_with_message_and_keeps_last_checkpoint(tiny_dataset, tmp_path,

@@ -192,12 +192,21 @@ def _model_config(cfg: PretrainConfig) -> dict[str, Any]:
 
 
 def _check_resumable(saved: dict[str, Any], cfg: PretrainConfig, folder: Path) -> None:
-    old = saved.get("config", {})
+    old, now = saved.get("config", {}), cfg.to_dict()
     for key in ("model", "objective", "batch_size", "seed"):
-        if old.get(key) != cfg.to_dict()[key]:
-            raise ConfigError(f"resume: {folder} was trained with another {key} "
-                              f"({old.get(key)!r} vs {cfg.to_dict()[key]!r}); use a new run_dir "
-                              f"or resume=never")
+        before, after = old.get(key), now[key]
+        if before == after:
+            continue
+        if isinstance(before, dict) and isinstance(after, dict):  # name the differing fields
+            fields = sorted(k for k in before.keys() | after.keys()
+                            if before.get(k) != after.get(k))
+            changes = ", ".join(f"{key}.{k}={before.get(k)!r}" for k in fields)
+            raise ConfigError(f"resume: {folder} was trained with {changes} (now "
+                              + ", ".join(repr(after.get(k)) for k in fields)
+                              + f"); pass {changes} to resume it, or use a new run_dir or "
+                              f"resume=never")
+        raise ConfigError(f"resume: {folder} was trained with another {key} ({before!r} vs "
+                          f"{after!r}); use a new run_dir or resume=never")
 
 
 def pretrain(cfg: PretrainConfig, callback: Callable[[int, dict], None] | None = None,
