@@ -11,7 +11,8 @@ which uses ``torch.load(weights_only=True)``: plain containers, numbers, strings
 arbitrary pickled objects are refused rather than executed.
 
 :func:`load_pretrained` accepts either this project's folders or the official V-JEPA / V-JEPA 2 /
-V-JEPA 2-AC ``torch.save`` files; the latter are handled by :mod:`jepa_world.official`.
+V-JEPA 2-AC ``torch.save`` files; the latter are handled by :mod:`jepa_world.official`, and
+Hugging Face transformers ``VJEPA2Model`` folders, handled by :mod:`jepa_world.hf_vjepa2`.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ class Pretrained:
         encoder: context encoder (``VideoViT``) or None.
         target_encoder: EMA target encoder or None.
         predictor: ``MaskedPredictor``, ``ACPredictor`` or None.
-        format: ``"vjepa1"``, ``"vjepa2"``, ``"vjepa2_ac"``, ``"encoder"`` or ``"jepa_world"``.
+        format: ``"vjepa1"``, ``"vjepa2"``, ``"vjepa2_ac"``, ``"encoder"``, ``"jepa_world"`` or
+            ``"hf_vjepa2"`` (a transformers folder).
         config: this project's config (``encoder``, ``predictor``, ``predictor_type``).
         notes: assumptions made and harmless keys skipped while loading.
         metadata: non-weight entries of the checkpoint (e.g. ``epoch``).
@@ -132,12 +134,19 @@ def save_model(module: nn.Module, config: dict[str, Any], directory: str | Path,
     ``directory/config.json``; each file is written to a temp file then ``os.replace``-d.
     ``dtype`` stores floating-point tensors in that type (e.g. float16 to halve the file;
     loading casts them back to the module's type)."""
+    return save_tensors(module.state_dict(), config, directory, dtype)
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], config: dict[str, Any], directory: str | Path,
+                 dtype: torch.dtype | None = None, metadata: dict[str, str] | None = None) -> Path:
+    """:func:`save_model` for a plain ``{name: tensor}`` dict; ``metadata`` goes into the
+    safetensors header (e.g. ``{"format": "pt"}``, which transformers expects)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     if dtype is not None:
         tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
-    atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp))
+    atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp, metadata))
     text = json.dumps(config, indent=1, sort_keys=True)
     atomic_write(directory / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text))
     return directory
@@ -157,8 +166,16 @@ def load_model(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     return tensors, config
 
 
-def save_pretrained(pretrained: Pretrained, directory: str | Path) -> Path:
-    """Save a :class:`Pretrained` bundle in this project's format."""
+def save_pretrained(pretrained: Pretrained, directory: str | Path,
+                    format: str = OWN_FORMAT) -> Path:
+    """Save a :class:`Pretrained` bundle in this project's format, or with ``format="hf"`` as a
+    transformers ``VJEPA2Model`` folder (RoPE encoders only; see :mod:`jepa_world.hf_vjepa2`)."""
+    if format == "hf":
+        from jepa_world.hf_vjepa2 import save_hf  # imported here: it builds on this module
+
+        return save_hf(pretrained, directory)
+    if format != OWN_FORMAT:
+        raise ValueError(f"format must be {OWN_FORMAT!r} or 'hf', got {format!r}")
     parts = {k: getattr(pretrained, k) for k in MODULE_NAMES}
     bundle = nn.ModuleDict({k: m for k, m in parts.items() if m is not None})
     config = dict(pretrained.config, format=OWN_FORMAT, version=1,
@@ -205,11 +222,13 @@ def load_pretrained(
 
     Args:
         path: official ``.pt`` file, bare encoder state dict, a folder written by
-            :func:`save_pretrained` (a pretraining checkpoint ``run/checkpoints/step_N``), or a
+            :func:`save_pretrained` (a pretraining checkpoint ``run/checkpoints/step_N``), a
             training run's folder or ``latest`` pointer file (``run/checkpoints/latest``): the
-            newest checkpoint is loaded.
+            newest checkpoint is loaded; or a Hugging Face transformers ``VJEPA2Model`` folder
+            (or its ``model.safetensors``), see :mod:`jepa_world.hf_vjepa2`.
         config: optional official constructor arguments (dict or JSON path); see
-            :mod:`jepa_world.official`. Ignored for this project's folders.
+            :mod:`jepa_world.official`. Ignored for this project's folders; refused (with the
+            overrides) for transformers folders, whose ``config.json`` says everything.
         **overrides: ``num_heads``, ``predictor_num_heads``, ``img_size``, ``num_frames``,
             ``use_extrinsics``, ``pos_embed`` (``"rope"``/``"sincos"``, bare encoders only),
             ``norm_eps``.
@@ -218,11 +237,17 @@ def load_pretrained(
         CheckpointError: unreadable/corrupt file, unknown layout, missing or unexpected keys,
             shape mismatches, or architecture values that cannot be determined.
     """
-    # Imported here: jepa_world.official builds on this module (CheckpointError, Pretrained).
+    # Imported here: both build on this module (CheckpointError, Pretrained).
+    from jepa_world.hf_vjepa2 import hf_folder, load_hf
     from jepa_world.official import check_overrides, load_official
 
     check_overrides(overrides)
     path = follow_latest(Path(path))
+    if hf_folder(path) is not None:
+        if config is not None or overrides:
+            raise TypeError(f"{path}: a transformers folder carries its whole config in "
+                            f"{CONFIG_FILE}; drop config= and the overrides")
+        return load_hf(path)
     if path.is_dir():
         if (path / CONFIG_FILE).exists() and (path / WEIGHTS_FILE).exists():
             return _load_own(path)
@@ -279,6 +304,14 @@ def load_strict(module: nn.Module, state: dict[str, torch.Tensor], where: str,
             note = f"{where}: {reason}"
             if note not in notes:
                 notes.append(note)
+    check_state(expected, state, where)
+    module.load_state_dict(state, strict=True)
+
+
+def check_state(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor],
+                where: str) -> None:
+    """Raise one CheckpointError listing the keys of ``state`` that are missing, unexpected or
+    mis-shaped against ``expected`` (both ``{name: tensor}``); ``where`` prefixes the message."""
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
@@ -292,7 +325,6 @@ def load_strict(module: nn.Module, state: dict[str, torch.Tensor], where: str,
         problems.append(f"shape mismatches {short_list(shapes)}")
     if problems:
         raise CheckpointError(f"{where}: " + "; ".join(problems))
-    module.load_state_dict(state, strict=True)
 
 
 def short_list(items: list[str], limit: int = 12) -> str:
@@ -311,4 +343,5 @@ __all__ = [
     "load_training_state",
     "save_model",
     "save_pretrained",
+    "save_tensors",
 ]
