@@ -28,6 +28,7 @@ from torch import nn
 
 from jepa_world.checkpoints import CheckpointError, load_model, load_pretrained, load_strict
 from jepa_world.checkpoints import save_model as _save_model
+from jepa_world.hf_vjepa2 import HF_FORMAT
 from jepa_world.models.ac_predictor import ACPredictor
 from jepa_world.models.inputs import IMAGENET_MEAN, IMAGENET_STD
 from jepa_world.models.pooling import build_pooler
@@ -335,8 +336,11 @@ class WorldModel(nn.Module):
 
     def check_env(self, env: Any) -> None:
         """Raise ``ValueError`` unless ``env`` (a Gymnasium env or id) has this config's
-        ``env_id`` (when set) and ``action_dim``."""
-        env_id = env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id", None)
+        ``env_id`` (when set; an adapted env's is the id of the env it adapts, ``task_id``) and
+        ``action_dim``."""
+        env_id = env if isinstance(env, str) else (
+            getattr(getattr(env, "unwrapped", None), "task_id", None)
+            or getattr(getattr(env, "spec", None), "id", None))
         if None not in (self.config.env_id, env_id) and env_id != self.config.env_id:
             raise ValueError(f"world model was trained on {self.config.env_id!r}, not {env_id!r}")
         shape = getattr(getattr(env, "action_space", None), "shape", None)
@@ -393,6 +397,33 @@ class WorldModel(nn.Module):
         model = cls(WorldModelConfig(**fields))
         load_strict(model.encoder, pre.encoder.state_dict(), f"{path}[encoder]", {}, [])
         load_strict(model.predictor, pre.predictor.state_dict(), f"{path}[predictor]", {}, [])
+        return model
+
+    @classmethod
+    def from_hf(cls, path: str | Path, **overrides: Any) -> WorldModel:
+        """Build on the encoder of a Hugging Face transformers ``VJEPA2Model`` folder.
+
+        transformers has no action-conditioned predictor, so the AC predictor (and pooler, proprio
+        head) start untrained: train them with ``python -m jepa_world.train_wm
+        encoder.path=<folder>``, or load weights yourself.
+
+        Args:
+            path: the folder (or its ``model.safetensors``); see :mod:`jepa_world.hf_vjepa2`.
+            **overrides: :class:`WorldModelConfig` fields (``action_dim``, ``predictor``,
+                ``pooler``, ``image_size``, ...); ``image_size`` defaults to the encoder's
+                ``crop_size``, the AC predictor's tubelet to the encoder's.
+        """
+        pre = load_pretrained(path)
+        if pre.format != HF_FORMAT:
+            raise CheckpointError(f"{path}: not a transformers V-JEPA 2 folder (format "
+                                  f"{pre.format!r}); use from_official or from_pretrained")
+        enc_cfg = config_from_dict(EncoderConfig, pre.config["encoder"])
+        fields: dict[str, Any] = dict(
+            encoder=enc_cfg, image_size=enc_cfg.img_size,
+            predictor=ACPredictorConfig(tubelet_size=enc_cfg.tubelet_size))
+        fields.update(overrides)
+        model = cls(WorldModelConfig(**fields))
+        load_strict(model.encoder, pre.encoder.state_dict(), f"{path}[encoder]", {}, [])
         return model
 
 

@@ -12,6 +12,9 @@ Specs:
   the model's own input normalisation.
 * ``pkg:<relative path>`` - a path inside the installed ``jepa_world`` package
   (``pkg:pretrained/reach``: the tiny V-JEPA world model shipped with the package).
+* ``hf:<folder>`` - a Hugging Face transformers ``VJEPA2Model`` folder (``config.json`` with
+  ``"model_type": "vjepa2"`` + ``model.safetensors``), checked to be one; its encoder is probed.
+  A plain path to such a folder works too.
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ from jepa_world.models.inputs import IMAGENET_MEAN, IMAGENET_STD
 
 RANDOM_PREFIX = "random:"
 PKG_PREFIX = "pkg:"
+HF_PREFIX = "hf:"
 KNOWN_FORMS = ("a pretrain checkpoint folder (runs/x/checkpoints/step_000600), a run folder or "
-               "its checkpoints/latest, a WorldModel folder, an official V-JEPA .pt file, or "
-               "random:<preset>")
+               "its checkpoints/latest, a WorldModel folder, an official V-JEPA .pt file, "
+               "hf:<transformers VJEPA2Model folder>, or random:<preset>")
 
 
 @dataclass
@@ -74,6 +78,8 @@ def resolve_path(spec: str, where: str = "encoders") -> Path:
                 f"{where}: {path} is not installed (the package ships no model there yet); pass "
                 f"your own encoders, e.g. encoders=[runs/x/checkpoints/latest,random:tiny], or "
                 f"train one with `python -m jepa_world.pretrain`")
+    elif spec.startswith(HF_PREFIX):
+        return _hf_path(spec, where)
     else:
         path = Path(spec).expanduser()
     if not path.exists():
@@ -86,6 +92,18 @@ def resolve_path(spec: str, where: str = "encoders") -> Path:
         raise ConfigError(f"{where}: {spec!r} is a folder without config.json or "
                           f"checkpoints/{LATEST_POINTER}; give {KNOWN_FORMS}")
     return path
+
+
+def _hf_path(spec: str, where: str) -> Path:
+    from jepa_world.hf_vjepa2 import hf_folder
+
+    path = Path(spec[len(HF_PREFIX):]).expanduser()
+    folder = hf_folder(path)
+    if folder is None:
+        raise ConfigError(f"{where}: {spec!r} is not a transformers V-JEPA 2 folder: hf: needs a "
+                          f"folder (or its model.safetensors) whose config.json has "
+                          f"\"model_type\": \"vjepa2\"")
+    return folder
 
 
 def _random_encoder(spec: str, where: str) -> tuple[nn.Module, str]:
