@@ -18,6 +18,7 @@ Hugging Face transformers ``VJEPA2Model`` folders, handled by :mod:`jepa_world.h
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -282,6 +283,22 @@ def follow_latest(path: Path) -> Path:
         raise CheckpointError(f"{path} names {folder.name!r}, which holds no {CONFIG_FILE}: "
                               f"pass a step_N folder next to it instead")
     return folder
+
+
+def build_uninitialised(build: Callable[[Any], nn.Module], cfg: Any) -> nn.Module:
+    """``build(cfg)`` with uninitialised CPU storage, for a module a strict load fills next.
+
+    The module is built on the meta device and then given empty storage, which skips the
+    random initialisation every checkpoint load would overwrite (3.5 of 4 s at ViT-L size on
+    one CPU thread). Modules with non-persistent buffers, which no checkpoint fills, are built
+    normally.
+    """
+    with torch.device("meta"):
+        module = build(cfg)
+    stored = set(module.state_dict())
+    if any(name not in stored for name, _ in module.named_buffers()):
+        return build(cfg)
+    return module.to_empty(device="cpu")
 
 
 def load_strict(module: nn.Module, state: dict[str, torch.Tensor], where: str,

@@ -43,6 +43,7 @@ from jepa_world.checkpoints import (
     WEIGHTS_FILE,
     CheckpointError,
     Pretrained,
+    build_uninitialised,
     check_state,
     load_strict,
     save_tensors,
@@ -353,8 +354,9 @@ def load_hf(path: str | Path) -> Pretrained:
     if not any(key.startswith("predictor.") for key in state):
         notes.append(f"{folder}: no predictor.* tensors; the encoder alone was loaded")
         pred_cfg = None
-    modules = {"encoder": build_encoder(enc_cfg),
-               "predictor": build_predictor(pred_cfg) if pred_cfg is not None else None}
+    modules = {"encoder": build_uninitialised(build_encoder, enc_cfg),
+               "predictor": None if pred_cfg is None else
+               build_uninitialised(build_predictor, pred_cfg)}
     expected: dict[str, torch.Tensor] = {}
     for part, module in modules.items():
         if module is not None:
