@@ -194,6 +194,25 @@ def test_defaults_for_left_out_config_keys_are_noted(hf_dir):
         load_pretrained(hf_dir).notes
 
 
+def test_sharded_folder_loads_and_a_bad_index_is_refused(hf_dir):
+    state = load_file(str(hf_dir / "model.safetensors"))
+    (hf_dir / "model.safetensors").unlink()
+    keys = sorted(state)
+    shards = {"model-00001-of-00002.safetensors": keys[::2],
+              "model-00002-of-00002.safetensors": keys[1::2]}
+    for name, part in shards.items():
+        save_file({k: state[k] for k in part}, str(hf_dir / name), {"format": "pt"})
+    index = {"weight_map": {k: name for name, part in shards.items() for k in part}}
+    (hf_dir / "model.safetensors.index.json").write_text(json.dumps(index))
+    model = load_pretrained(hf_dir)
+    assert torch.equal(model.predictor.mask_tokens[2],
+                       state["predictor.embeddings.mask_tokens"][2])
+    index["weight_map"][keys[0]] = "../elsewhere.safetensors"
+    (hf_dir / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(CheckpointError, match="shard names must be plain file names"):
+        load_pretrained(hf_dir)
+
+
 def test_overrides_are_refused_for_transformers_folders(hf_dir):
     with pytest.raises(TypeError, match="carries its whole config"):
         load_pretrained(hf_dir, num_heads=4)
