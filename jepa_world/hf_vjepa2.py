@@ -434,7 +434,7 @@ def predict_targets(encoder: nn.Module, predictor: nn.Module, video: torch.Tenso
 
     Returns:
         ``(last_hidden_state [B, N, D], predictor_output [B, M, D])``: the whole clip encoded,
-        then the context tokens of that output fed to the predictor.
+        then the context tokens of that output fed to the predictor (no gradients).
     """
     tokens = encoder(video)  # [B, N, D]
     context = gather_tokens(tokens, context_idx.long().to(tokens.device))  # [B, K, D]
