@@ -19,13 +19,33 @@ _ENTRY_POINTS = {
     "jepa_world/Reach-v0": "jepa_world.envs.reach:ReachEnv",
 }
 
+#: Any other Gymnasium env as a goal-image task (``env_id=...``; see :mod:`.goal_image`).
+GOAL_IMAGE_ID = "jepa_world/GoalImage-v0"
+
+# Public names of the env modules, imported on first access (they import MuJoCo).
+_LAZY = {"GoalImageEnv": "jepa_world.envs.goal_image"}
+
 
 def register_envs() -> None:
-    """Register every task with Gymnasium (idempotent)."""
-    for env_id, entry_point in _ENTRY_POINTS.items():
+    """Register every task with Gymnasium (idempotent). ``gym.make`` wraps each in
+    :class:`~jepa_world.envs.goal_task.GoalConditioned` outside the time limit."""
+    from jepa_world.envs.goal_task import GOAL_CONDITIONED_SPEC
+
+    entry_points = {**_ENTRY_POINTS,
+                    GOAL_IMAGE_ID: "jepa_world.envs.goal_image:make_goal_image_env"}
+    for env_id, entry_point in entry_points.items():
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=entry_point,
-                         max_episode_steps=EvalProtocol.step_budget)
+                         max_episode_steps=EvalProtocol.step_budget,
+                         additional_wrappers=(GOAL_CONDITIONED_SPEC,))
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'jepa_world.envs' has no attribute {name!r}")
 
 
 def resolve_env_id(name: str) -> str:
@@ -39,4 +59,5 @@ def resolve_env_id(name: str) -> str:
 
 register_envs()
 
-__all__ = ["ENV_IDS", "EvalProtocol", "register_envs", "resolve_env_id"]
+__all__ = ["ENV_IDS", "GOAL_IMAGE_ID", "EvalProtocol", "GoalImageEnv", "register_envs",
+           "resolve_env_id"]

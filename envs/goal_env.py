@@ -43,6 +43,15 @@ def _close_live_envs() -> None:
         env.close()
 
 
+def close_at_exit(env: gym.Env) -> None:
+    """Close ``env`` before MuJoCo's exit hook runs; call it once its renderer exists."""
+    global _exit_hook_registered
+    _LIVE_ENVS.add(env)
+    if not _exit_hook_registered:
+        atexit.register(_close_live_envs)
+        _exit_hook_registered = True
+
+
 def as_hw(image_size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     """Normalise an image size (``64`` or ``(64, 80)``) to ``(height, width)``."""
     if isinstance(image_size, int | np.integer):
@@ -186,6 +195,11 @@ class MujocoGoalEnv(gym.Env):
             self._renderer.close()
             self._renderer = None
 
+    @property
+    def task_id(self) -> str:
+        """The task's Gymnasium id (what world models record as their env)."""
+        return self.spec.id if self.spec is not None else type(self).__name__
+
     # ------------------------------------------------------------------- goal-conditioned API
     def compute_reward(self, achieved_goal, desired_goal, info=None) -> np.ndarray:
         """Dense reward ``-||error||_2``, vectorised over leading dimensions."""
@@ -226,12 +240,8 @@ class MujocoGoalEnv(gym.Env):
     def render_pixels(self) -> np.ndarray:
         """Render the task camera: uint8 ``[H, W, 3]``."""
         if self._renderer is None:
-            global _exit_hook_registered
             self._renderer = mujoco.Renderer(self.model, self.height, self.width)
-            _LIVE_ENVS.add(self)
-            if not _exit_hook_registered:
-                atexit.register(_close_live_envs)
-                _exit_hook_registered = True
+            close_at_exit(self)
         self._renderer.update_scene(self.data, camera=self.camera)
         return self._renderer.render().copy()
 

@@ -1,4 +1,6 @@
-"""The fixed-budget goal-reaching evaluation protocol, shared by every task (no MuJoCo import)."""
+"""The fixed-budget goal-reaching evaluation protocol of a task (no MuJoCo import).
+
+Each task's config carries its own (``env.protocol``); the defaults are reach's."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 
-@dataclass(frozen=True)
+@dataclass
 class EvalProtocol:
     """The fixed-budget goal-reaching protocol (the one with published numbers).
 
@@ -20,6 +22,15 @@ class EvalProtocol:
     success_tolerance: float = 0.05
     step_budget: int = 50
     action_repeat: int = 5
+
+    def __post_init__(self) -> None:
+        for name in ("goal_offset", "step_budget", "action_repeat"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"protocol.{name}: must be an integer >= 1, got {value!r}")
+        if not self.success_tolerance > 0:
+            raise ValueError(f"protocol.success_tolerance: must be > 0, got "
+                             f"{self.success_tolerance!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

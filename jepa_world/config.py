@@ -9,8 +9,9 @@ only ever sees the dataclasses.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from jepa_world.envs import ENV_IDS
+from jepa_world.envs import ENV_IDS, GOAL_IMAGE_ID, EvalProtocol
 from jepa_world.envs.exploration import POLICIES
 from jepa_world.errors import ConfigError
 
@@ -27,27 +28,113 @@ def check_choice(value: str, choices, name: str) -> None:
 
 @dataclass
 class EnvConfig:
-    """Which task and how it is observed."""
+    """Which task and how it is observed: one of jepa_world's own tasks (``name``), or any
+    Gymnasium env adapted into a goal-image task (``id``, see
+    :class:`~jepa_world.envs.goal_image.GoalImageEnv`). ``configs/env/<name>.yaml`` holds each
+    task's values, its eval protocol included; commands build the env with :meth:`make`."""
 
-    name: str = "reach"  #: short name (``reach``) or Gymnasium id (``jepa_world/Reach-v0``)
+    name: str = "reach"  #: short name (``reach``, or any label for an adapted env)
+    id: str = ""  #: Gymnasium id to adapt (``Reacher-v5``, ``module:Name-v0``); "": own task
+    kwargs: dict[str, Any] = field(default_factory=dict)  #: the adapted env's own arguments
     image_size: int = 64  #: square observation size in pixels
-    frame_skip: int = 2  #: physics steps per env step
+    frame_skip: int = 2  #: own tasks: physics steps per env step (adapted: set it in kwargs)
+    goal: list[str] = field(default_factory=list)  #: adapted: goal coordinates ([]: all joints)
+    proprio: list[int] = field(default_factory=list)  #: adapted: vector-observation entries
+    #: proprio entries one frame shows (reach: the joint angles): the planners' proprio cost,
+    #: the world model's state loss and the ``state`` probe use them
+    state_dims: list[int] = field(default_factory=lambda: [0, 1])
+    state_angles: bool = True  #: the state entries are angles (probes regress sin and cos)
+    protocol: EvalProtocol = field(default_factory=EvalProtocol)
 
     def __post_init__(self) -> None:
-        known = list(ENV_IDS) + list(ENV_IDS.values())
-        check(self.name in known, "env.name",
-              f"unknown env {self.name!r}; known envs: {', '.join(known)}")
+        if isinstance(self.protocol, dict):
+            self.protocol = EvalProtocol(**self.protocol)
+        if self.id:
+            check_gym_id(self.id)
+            check(bool(self.short_name), "env.name", "give the adapted env a name")
+        else:
+            check(self.name != "gym", "env.id",
+                  "env=gym adapts a Gymnasium env: pass env.id=<its id> (e.g. Reacher-v5)")
+            known = list(ENV_IDS) + list(ENV_IDS.values())
+            check(self.name in known, "env.name",
+                  f"unknown env {self.name!r}; known envs: {', '.join(known)}; or adapt any "
+                  f"Gymnasium env with env=gym env.id=<its id>")
+            check(not self.goal and not self.proprio and not self.kwargs, "env.id",
+                  f"goal, proprio and kwargs describe an adapted env; {self.name} is one of "
+                  f"jepa_world's own tasks")
         check(8 <= self.image_size <= 1024, "env.image_size",
               f"must be between 8 and 1024 pixels, got {self.image_size}")
         check(self.frame_skip >= 1, "env.frame_skip", f"must be >= 1, got {self.frame_skip}")
+        self.goal, self.proprio = [str(g) for g in self.goal], [int(i) for i in self.proprio]
+        self.state_dims = [int(d) for d in self.state_dims]
+        check(all(i >= 0 for i in self.proprio), "env.proprio",
+              f"indices must be >= 0, got {self.proprio}")
+        limit = len(self.proprio) if self.id else None
+        check(all(0 <= d < (limit if limit is not None else 10**9) for d in self.state_dims),
+              "env.state_dims", f"{self.state_dims} must index the proprio vector"
+              + (f" of {limit} entries (env.proprio)" if limit is not None else ""))
 
     @property
     def env_id(self) -> str:
-        return ENV_IDS.get(self.name, self.name)
+        """The Gymnasium id :meth:`make` builds (``jepa_world/GoalImage-v0`` when adapted)."""
+        return GOAL_IMAGE_ID if self.id else ENV_IDS.get(self.name, self.name)
+
+    @property
+    def task_id(self) -> str:
+        """What the task is: its own id, or the adapted env's id (world models record it)."""
+        return self.id.rpartition(":")[2] if self.id else self.env_id
 
     @property
     def short_name(self) -> str:
+        if self.id and self.name in ("", "gym"):
+            return self.task_id.split("/")[-1].lower()
         return next((k for k, v in ENV_IDS.items() if v == self.env_id), self.name)
+
+    def gym_kwargs(self) -> dict[str, Any]:
+        """``gym.make(self.env_id, **gym_kwargs())`` builds the task (recorded in datasets)."""
+        p, default = self.protocol, EvalProtocol()
+        if self.id:
+            return {"env_id": self.id, "env_kwargs": dict(self.kwargs),
+                    "image_size": self.image_size, "goal": list(self.goal),
+                    "proprio": list(self.proprio), "goal_offset": p.goal_offset,
+                    "success_tolerance": p.success_tolerance}
+        kwargs: dict[str, Any] = {"image_size": self.image_size, "frame_skip": self.frame_skip}
+        # Reach's datasets predate these arguments: record them only when they differ.
+        for name in ("goal_offset", "success_tolerance"):
+            if getattr(p, name) != getattr(default, name):
+                kwargs[name] = getattr(p, name)
+        return kwargs
+
+    def make(self, **overrides: Any) -> Any:
+        """The task as a Gymnasium env; ``overrides`` go to ``gym.make`` (``max_episode_steps``,
+        ``terminate_on_success``, ...)."""
+        import gymnasium as gym
+
+        import jepa_world.envs  # noqa: F401  (registers the ids)
+
+        return gym.make(self.env_id, **{**self.gym_kwargs(), **overrides})
+
+
+def check_gym_id(env_id: str) -> None:
+    """Fail in one line unless ``env_id`` (``Name-v0`` or ``module:Name-v0``) is registered."""
+    import difflib
+    import importlib
+
+    import gymnasium as gym
+
+    module, _, name = env_id.rpartition(":")
+    if module:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ConfigError(f"env.id: cannot import {module!r} for {env_id!r} ({err}); "
+                              f"install the package that provides it") from None
+        if hasattr(gym, "register_envs"):
+            gym.register_envs(importlib.import_module(module))
+    if name not in gym.registry:
+        close = difflib.get_close_matches(name, list(gym.registry), n=5, cutoff=0.6)
+        hint = f"; similar: {', '.join(close)}" if close else ""
+        raise ConfigError(f"env.id: {name!r} is not a registered Gymnasium env{hint}")
 
 
 @dataclass

@@ -45,17 +45,13 @@ class CollectSummary:
 
 def env_kwargs(cfg: CollectConfig) -> dict:
     """Constructor arguments of the collection envs (recorded in the manifest)."""
-    return {
-        "image_size": cfg.env.image_size,
-        "frame_skip": cfg.env.frame_skip,
-        "terminate_on_success": False,
-    }
+    return {**cfg.env.gym_kwargs(), "terminate_on_success": False}
 
 
 def make_env(cfg: CollectConfig) -> gym.Env:
     # One long episode per reset: no success termination, time limit = the episode length.
-    return gym.make(cfg.env.env_id, max_episode_steps=cfg.episode_length,
-                    disable_env_checker=True, **env_kwargs(cfg))
+    return cfg.env.make(max_episode_steps=cfg.episode_length, disable_env_checker=True,
+                        terminate_on_success=False)
 
 
 def make_vector_env(cfg: CollectConfig, num_envs: int) -> gym.vector.VectorEnv:

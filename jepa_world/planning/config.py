@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from jepa_world.config import EnvConfig, check, check_choice
-from jepa_world.envs.protocol import EvalProtocol
 from jepa_world.errors import ConfigError
 from jepa_world.planning.agents import AGENTS
 from jepa_world.planning.objectives import REDUCTIONS
@@ -38,14 +37,15 @@ class PlanConfig:
     agents: list[str] = field(default_factory=lambda: ["world_model"])
     episodes: int = 50
     seed: int = 1000  #: first episode's env seed (episode i: seed + i); data used seeds < 1000
-    step_budget: int = EvalProtocol.step_budget
-    action_repeat: int = EvalProtocol.action_repeat
+    step_budget: int = 0  #: env steps per episode; 0: the task's (``env.protocol``)
+    action_repeat: int = 0  #: env steps per planner action; 0: the task's
     replan_every: int = 1  #: planner actions executed between replans
     warm_start: bool = True
     cost: str = "l1"  #: latent distance to the goal: ``l1`` or ``l2``
     reduce: str = "sum"  #: ``sum`` over the horizon or ``final`` step only
     proprio_weight: float = 0.0  #: proprio-head term of the cost (see LatentObjective)
-    proprio_dims: list[int] = field(default_factory=lambda: [0, 1])  #: reach: the joint angles
+    #: proprio entries in the cost; None: the task's ``env.state_dims``
+    proprio_dims: Optional[list[int]] = None  # noqa: UP045  (OmegaConf needs Optional)
     chunk_size: int = 1024  #: candidates imagined at once (memory bound)
     videos: int = 3  #: episodes per agent written as videos (0: none)
     video_format: str = "gif"
@@ -69,6 +69,10 @@ class PlanConfig:
             # planner.samples=..., so say that.
             message = re.sub(r"^\w+Config\.", "planner.", str(err))
             raise ConfigError(message if message != str(err) else f"planner: {err}") from None
+        self.step_budget = self.step_budget or self.env.protocol.step_budget
+        self.action_repeat = self.action_repeat or self.env.protocol.action_repeat
+        if self.proprio_dims is None:
+            self.proprio_dims = list(self.env.state_dims)
         self.agents = [str(a) for a in self.agents]
         check(bool(self.agents), "agents", f"name at least one of {', '.join(AGENTS)}")
         for agent in self.agents:
@@ -106,8 +110,8 @@ class PlanConfig:
         return shipped_model_dir(self.env.short_name)
 
     def protocol(self) -> dict[str, Any]:
-        return {"goal_offset": EvalProtocol.goal_offset,
-                "success_tolerance": EvalProtocol.success_tolerance,
+        return {"goal_offset": self.env.protocol.goal_offset,
+                "success_tolerance": self.env.protocol.success_tolerance,
                 "step_budget": self.step_budget, "action_repeat": self.action_repeat,
                 "episodes": self.episodes, "first_seed": self.seed}
 

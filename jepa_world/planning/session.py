@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import torch
 
 from jepa_world.atomic import atomic_write_text
@@ -38,9 +37,9 @@ def load_world_model(cfg: PlanConfig, device: torch.device) -> WorldModel:
     except CheckpointError as err:
         raise ConfigError(f"world_model: {err}") from err
     mc = model.config
-    if mc.env_id not in (None, cfg.env.env_id):
+    if mc.env_id not in (None, cfg.env.task_id):
         raise ConfigError(f"world_model: {folder} was trained on {mc.env_id}, not "
-                          f"{cfg.env.env_id}; pass env=<its env> or another model")
+                          f"{cfg.env.task_id}; pass env=<its env> or another model")
     size = as_pair(mc.image_size)
     if size != (cfg.env.image_size, cfg.env.image_size):
         raise ConfigError(f"env.image_size: the model at {folder} sees {size[0]}x{size[1]} "
@@ -70,8 +69,11 @@ def plan_episodes(cfg: PlanConfig) -> dict[str, Any]:
     import jepa_world.envs  # noqa: F401  (registers the envs)
 
     model = load_world_model(cfg, device) if "world_model" in cfg.agents else None
-    env = gym.make(cfg.env.env_id, image_size=cfg.env.image_size,
-                   frame_skip=cfg.env.frame_skip, max_episode_steps=cfg.step_budget)
+    env = cfg.env.make(max_episode_steps=cfg.step_budget)
+    if "oracle" in cfg.agents and getattr(env.unwrapped, "model", None) is None:
+        env.close()
+        raise ConfigError(f"agents: the oracle plans with the env's MuJoCo simulator, and "
+                          f"{cfg.env.task_id} has none; drop oracle from agents")
     bounds = ActionBounds.from_space(env.action_space, device=device)
     seeds = list(range(cfg.seed, cfg.seed + cfg.episodes))
     writer = _writer(out / "tb") if cfg.tensorboard else None
@@ -87,8 +89,7 @@ def plan_episodes(cfg: PlanConfig) -> dict[str, Any]:
                                         proprio_weight=cfg.proprio_weight,
                                         proprio_dims=cfg.proprio_dims)
                 if cfg.videos and bank is None:
-                    bank_env = gym.make(cfg.env.env_id, image_size=cfg.env.image_size,
-                                        frame_skip=cfg.env.frame_skip)
+                    bank_env = cfg.env.make()
                     try:
                         bank = build_frame_bank(bank_env, agent.encode_frames)
                     finally:
@@ -128,7 +129,7 @@ def plan_episodes(cfg: PlanConfig) -> dict[str, Any]:
             writer.close()
     first = summaries[cfg.agents[0]]
     report = {
-        "env": cfg.env.env_id, "model": str(cfg.model_dir) if model is not None else None,
+        "env": cfg.env.task_id, "model": str(cfg.model_dir) if model is not None else None,
         "planner": cfg.planner, "protocol": cfg.protocol(),
         # the first agent's numbers at the top level (the headline), all agents below
         "agent": first.agent, "success_rate": first.success_rate,

@@ -142,7 +142,8 @@ def run_probes(cfg: ProbeConfig) -> ProbeReport:
     d = cfg.data
     tasks = [build_task(name, root, train_ids, test_ids, frame_stride=d.frame_stride,
                         clip_frames=d.clip_frames, clip_step=d.clip_step,
-                        clip_stride=d.clip_stride) for name in cfg.tasks]
+                        clip_stride=d.clip_stride, state_dims=cfg.env.state_dims,
+                        angles=cfg.env.state_angles) for name in cfg.tasks]
     writer = None
     if cfg.tensorboard:
         from torch.utils.tensorboard import SummaryWriter

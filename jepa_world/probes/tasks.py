@@ -65,16 +65,17 @@ def state_targets(angles: np.ndarray) -> np.ndarray:
     return np.concatenate([np.sin(angles), np.cos(angles)], axis=-1).astype(np.float32)
 
 
-def angle_change(angles: np.ndarray) -> np.ndarray:
+def angle_change(angles: np.ndarray, wrap: bool = True) -> np.ndarray:
     """Unwrapped change first -> last frame: ``angles [M, L] -> [M]``.
 
     Consecutive frames are assumed less than pi apart, so a jump across the +-pi seam counts as
-    the short way round.
+    the short way round (``wrap=False``: a plain coordinate, no seam).
     """
-    return wrap_angle(np.diff(angles, axis=-1)).sum(axis=-1)
+    steps = np.diff(angles, axis=-1)
+    return (wrap_angle(steps) if wrap else steps).sum(axis=-1)
 
 
-def motion_labels(angles: np.ndarray, threshold: float | None = None
+def motion_labels(angles: np.ndarray, threshold: float | None = None, wrap: bool = True
                   ) -> tuple[np.ndarray, float]:
     """Direction x speed classes of a clip's angle trajectory.
 
@@ -82,6 +83,7 @@ def motion_labels(angles: np.ndarray, threshold: float | None = None
         angles: ``[M, L]`` the shoulder angle at each clip frame (rad, possibly wrapped).
         threshold: ``|change|`` above which a clip is ``fast``; None: the median of these clips
             (pass the training threshold when labelling test clips).
+        wrap: the coordinate is an angle (see :func:`angle_change`).
 
     Returns:
         ``(labels [M] int64, threshold)``: ``label = 2 * (change > 0) + (|change| > threshold)``,
@@ -89,7 +91,7 @@ def motion_labels(angles: np.ndarray, threshold: float | None = None
     """
     if angles.ndim != 2 or angles.shape[1] < 2:
         raise ValueError(f"angles must be [M, L] with L >= 2 frames, got {angles.shape}")
-    change = angle_change(angles)
+    change = angle_change(angles, wrap)
     if threshold is None:
         threshold = float(np.median(np.abs(change)))
     labels = 2 * (change > 0).astype(np.int64) + (np.abs(change) > threshold).astype(np.int64)
@@ -122,8 +124,13 @@ def load_windows(root: str | Path, episodes: Sequence[int], frames: int, frame_s
 
 def build_task(name: str, root: str | Path, train_ids: Sequence[int], test_ids: Sequence[int],
                frame_stride: int = 2, clip_frames: int = 4, clip_step: int = 2,
-               clip_stride: int = 2) -> TaskData:
+               clip_stride: int = 2, state_dims: Sequence[int] = (0, 1),
+               angles: bool = True) -> TaskData:
     """Read the windows of task ``name`` and label them.
+
+    The state is ``proprio[state_dims]`` (the task's ``env.state_dims``; reach: the two joint
+    angles); with ``angles`` the ``state`` targets are their sines and cosines, else the values
+    themselves; ``motion`` follows the first state entry.
 
     Args:
         name: ``state`` or ``motion``.
@@ -138,18 +145,26 @@ def build_task(name: str, root: str | Path, train_ids: Sequence[int], test_ids: 
         raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASK_NAMES)}")
     if set(train_ids) & set(test_ids):
         raise ValueError("train and test episodes overlap")
+    dims = list(state_dims)
+    if not dims:
+        raise ValueError("the probe tasks need state dims (env.state_dims) to read from proprio")
     if name == "state":
         sets = [load_windows(root, ids, 1, 1, frame_stride) for ids in (train_ids, test_ids)]
         (trp, trq), (tep, teq) = sets
-        return TaskData(
-            name, "regression", "r2", 4, trp, torch.from_numpy(state_targets(trq[:, 0, :2])),
-            tep, torch.from_numpy(state_targets(teq[:, 0, :2])),
-            info={"targets": "sin q1, sin q2, cos q1, cos q2"})
+
+        def targets(q: np.ndarray) -> torch.Tensor:
+            state = q[:, 0, dims]
+            return torch.from_numpy(state_targets(state) if angles else state.astype(np.float32))
+
+        names = [f"q{d + 1}" for d in dims]
+        described = [f"{f} {n}" for f in ("sin", "cos") for n in names] if angles else names
+        return TaskData(name, "regression", "r2", len(described), trp, targets(trq), tep,
+                        targets(teq), info={"targets": ", ".join(described)})
     sets = [load_windows(root, ids, clip_frames, clip_step, clip_stride)
             for ids in (train_ids, test_ids)]
     (trp, trq), (tep, teq) = sets
-    train_labels, threshold = motion_labels(trq[:, :, 0])
-    test_labels, _ = motion_labels(teq[:, :, 0], threshold)
+    train_labels, threshold = motion_labels(trq[:, :, dims[0]], wrap=angles)
+    test_labels, _ = motion_labels(teq[:, :, dims[0]], threshold, wrap=angles)
     train_y, test_y = torch.from_numpy(train_labels), torch.from_numpy(test_labels)
     return TaskData(
         name, "classification", "accuracy", len(MOTION_CLASSES), trp, train_y, tep, test_y,

@@ -135,7 +135,7 @@ def build_world_model(cfg: WMTrainConfig, enc_cfg: EncoderConfig, action_dim: in
                               image_size=cfg.env.image_size, input_norm="imagenet",
                               proprio_head=m.use_proprio,
                               proprio_head_hidden=m.proprio_head_hidden if m.use_proprio else 0,
-                              env_id=cfg.env.env_id)
+                              env_id=cfg.env.task_id)
     return WorldModel(wm_cfg)
 
 

@@ -8,6 +8,7 @@ Like :mod:`jepa_world.training.config`, every group validates itself and names t
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Optional
 
 from jepa_world.config import EnvConfig, check, check_choice
 from jepa_world.models.pooling import POOLER_KINDS
@@ -27,7 +28,9 @@ class EncoderSource:
     """
 
     path: str = ""
-    pretrain_dir: str = "runs/pretrain_tiny"  #: where the default encoder is (or gets) trained
+    #: where the default encoder is (or gets) trained; "": ``runs/pretrain_tiny`` for reach,
+    #: ``runs/pretrain_tiny_<env>`` for other tasks
+    pretrain_dir: str = ""
     pretrain: bool = True  #: train the default encoder when ``pretrain_dir`` has none
     use_target: bool = True  #: the EMA target encoder (V-JEPA's evaluation encoder) if present
 
@@ -46,7 +49,7 @@ class WMModelConfig:
     num_heads: int = 4
     mlp_ratio: float = 4.0
     history: int = 3  #: frames of context (velocity is not visible in one frame)
-    frameskip: int = 5  #: env steps per model step (= the planner's action repeat)
+    frameskip: int = 0  #: env steps per model step; 0: the task's ``env.protocol.action_repeat``
     use_proprio: bool = True  #: proprio as the predictor's state token + a proprio head
     proprio_head_hidden: int = 256  #: MLP width of the proprio head (0: linear)
 
@@ -55,9 +58,10 @@ class WMModelConfig:
               f"{self.pooler_tokens}")
         check_choice(self.pooler, POOLER_KINDS, "model.pooler")
         for name in ("pooler_heads", "grid_channels", "grid_hidden_dim", "predictor_dim", "depth",
-                     "num_heads", "history", "frameskip"):
+                     "num_heads", "history"):
             value = getattr(self, name)
             check(value >= 1, f"model.{name}", f"must be >= 1, got {value}")
+        check(self.frameskip >= 0, "model.frameskip", f"must be >= 0, got {self.frameskip}")
         check(self.predictor_dim % self.num_heads == 0, "model.predictor_dim",
               f"{self.predictor_dim} is not divisible by model.num_heads={self.num_heads}")
         check(self.mlp_ratio > 0, "model.mlp_ratio", f"must be > 0, got {self.mlp_ratio}")
@@ -93,9 +97,9 @@ class WMLossConfig:
     rollout_weight: float = 1.0
     proprio_weight: float = 0.1  #: proprio head (normalised targets), needs model.use_proprio
     state_weight: float = 5.0  #: the proprio head read on ENCODED frames too (anchors latents)
-    #: proprio entries the state loss uses: those visible in ONE frame (reach: the joint angles;
-    #: velocities are not); empty: all
-    state_dims: list[int] = field(default_factory=lambda: [0, 1])
+    #: proprio entries the state loss uses: those visible in ONE frame (velocities are not);
+    #: None: the task's ``env.state_dims`` (reach: the joint angles); empty: all
+    state_dims: Optional[list[int]] = None  # noqa: UP045  (OmegaConf needs Optional)
     #: prediction losses train the pooler through the targets too (end to end, as LeWM); the
     #: state loss and the variance / covariance terms keep the latent from collapsing
     target_grad: bool = True
@@ -105,8 +109,9 @@ class WMLossConfig:
 
     def __post_init__(self) -> None:
         check_choice(self.kind, LATENT_LOSSES, "loss.kind")
-        self.state_dims = [int(d) for d in self.state_dims]
-        check(all(d >= 0 for d in self.state_dims), "loss.state_dims",
+        if self.state_dims is not None:
+            self.state_dims = [int(d) for d in self.state_dims]
+        check(all(d >= 0 for d in self.state_dims or []), "loss.state_dims",
               f"must be proprio indices >= 0, got {self.state_dims}")
         check(self.rollout_steps >= 0, "loss.rollout_steps",
               f"must be >= 0, got {self.rollout_steps}")
@@ -173,6 +178,13 @@ class WMTrainConfig:
         check(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
         check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
               "device", f"{self.device!r} is not auto, cpu, cuda or cuda:<index>")
+        self.model.frameskip = self.model.frameskip or self.env.protocol.action_repeat
+        if self.loss.state_dims is None:
+            self.loss.state_dims = list(self.env.state_dims)
+        if not self.encoder.pretrain_dir:
+            name = self.env.short_name
+            self.encoder.pretrain_dir = "runs/pretrain_tiny" + ("" if name == "reach" else
+                                                                f"_{name}")
         if self.loss.proprio_weight > 0 and not self.model.use_proprio:
             check(False, "loss.proprio_weight", "needs model.use_proprio=true (or set it to 0)")
         span = (self.window_frames - 1) * self.model.frameskip
