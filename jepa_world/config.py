@@ -124,6 +124,9 @@ def check_gym_id(env_id: str) -> None:
 
     module, _, name = env_id.rpartition(":")
     if module:
+        from jepa_world.envs.rendering import configure_backend
+
+        configure_backend()  # before the module imports MuJoCo with its own GL default
         try:
             importlib.import_module(module)
         except ImportError as err:

@@ -32,7 +32,9 @@ if ! "$PY" -c "import torch" >/dev/null 2>&1; then
   "$PY" -m pip install -q "torch==2.13.0"
 fi
 
-# The package (editable) and its test tools; skipped when nothing changed since the last run.
+# The package (editable), its test tools and the optional clients the tests exercise
+# (stable-baselines3, gymnasium-robotics, transformers); skipped when nothing changed since the
+# last run.
 stamp=".setup-stamp"
 want="$("$PY" -c 'import sys; print(sys.executable)') $(sha256sum pyproject.toml | cut -c1-16) $PWD"
 here_installed() {  # does `import jepa_world` resolve to this checkout?
@@ -40,6 +42,6 @@ here_installed() {  # does `import jepa_world` resolve to this checkout?
     .startswith(os.path.realpath('$PWD') + os.sep))" >/dev/null 2>&1
 }
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! here_installed; then
-  "$PY" -m pip install -q -e ".[dev,video]"
+  "$PY" -m pip install -q -e ".[dev,video,rl,robotics,hf]"
   echo "$want" > "$stamp"
 fi

@@ -311,3 +311,24 @@ def test_pretrain_train_wm_plan_and_probe_run_on_the_adapted_env(reacher_data, t
     assert state.num_outputs == 4 and state.info["targets"] == "q1, q2, q3, q4"
     motion = build_task("motion", reacher_data, *ids, state_dims=[2], angles=False)
     assert motion.train_targets.max() <= 3
+
+
+def test_gymnasium_robotics_point_maze_through_its_config():
+    pytest.importorskip("gymnasium_robotics", reason="gymnasium-robotics is an optional extra "
+                        "(robotics)")
+    cfg = EnvConfig(name="pointmaze", id="gymnasium_robotics:PointMaze_UMaze-v3", image_size=32,
+                    goal=["joint:ball_x", "joint:ball_y"], proprio=[0, 1, 2, 3],
+                    state_dims=[0, 1], state_angles=False,
+                    protocol={"goal_offset": 10, "success_tolerance": 0.2, "step_budget": 20,
+                              "action_repeat": 2})
+    env = cfg.make()
+    try:
+        check_env(env.unwrapped, skip_render_check=True)
+        obs, _ = env.reset(seed=0)
+        # the maze keeps its simulator one level down (point_env): found all the same
+        assert env.unwrapped.frame_skip >= 1 and obs["proprio"].shape == (4,)
+        np.testing.assert_allclose(obs["proprio"][:2], obs["achieved_goal"], atol=1e-6)
+        oracle = SimulatorObjective.from_envs([env], action_repeat=1)
+        assert oracle(torch.zeros(1, 3, 4, 2, dtype=torch.float64)).shape == (1, 3)
+    finally:
+        env.close()

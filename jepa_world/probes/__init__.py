@@ -1,5 +1,5 @@
-"""Frozen-feature probes: how much do an encoder's features say about the reach arm's state and
-motion? ``python -m jepa_world.probe`` runs them from the command line.
+"""Frozen-feature probes: how much do an encoder's features say about a task's state (reach: the
+arm's joint angles) and motion? ``python -m jepa_world.probe`` runs them from the command line.
 
     from jepa_world.probes import ProbeConfig, run_probes, format_table
     report = run_probes(ProbeConfig(encoders=["runs/x/checkpoints/latest", "random:tiny"]))

@@ -32,7 +32,7 @@ class EncoderSpec:
 
 @dataclass
 class ProbeDataConfig:
-    """The probe dataset: a reach dataset collected (when missing) with its own seeds, so that
+    """The probe dataset: the task's dataset collected (when missing) with its own seeds, so that
     neither train nor test episodes were seen in pretraining (which uses seeds from 0)."""
 
     data_dir: str = ""  #: default ``data/<env>_probe_<size>px``
@@ -83,7 +83,8 @@ def _encoder_specs(entries: list[Any]) -> list[EncoderSpec]:
 
 @dataclass
 class ProbeConfig:
-    """``python -m jepa_world.probe``: frozen-feature probes of encoders on reach tasks."""
+    """``python -m jepa_world.probe``: frozen-feature probes of encoders on a task's state
+    (``env.state_dims``) and motion."""
 
     env: EnvConfig = field(default_factory=EnvConfig)
     data: ProbeDataConfig = field(default_factory=ProbeDataConfig)
@@ -105,6 +106,8 @@ class ProbeConfig:
     tensorboard: bool = True
 
     def __post_init__(self) -> None:
+        check(bool(self.env.state_dims), "env.state_dims",
+              "the state and motion probes read these proprio entries; name them (e.g. [0, 1])")
         self.encoders = _encoder_specs(list(self.encoders))
         check(bool(self.encoders), "encoders", "give at least one encoder")
         for name, known in (("tasks", TASK_NAMES), ("probes", PROBE_KINDS)):

@@ -1,12 +1,16 @@
-"""Probe tasks built from a collected reach dataset, split by held-out EPISODES.
+"""Probe tasks built from a collected dataset, split by held-out EPISODES.
 
-* ``state`` - regression of the two joint angles from ONE frame. Targets
-  ``[sin q1, sin q2, cos q1, cos q2]`` (``q = proprio[:, :2]``, wrap-free); metric: R^2 on the
-  test episodes, averaged over the 4 outputs.
-* ``motion`` - 4-way classification from a short clip of the shoulder's motion: direction (sign
-  of the unwrapped change of ``q1`` from the clip's first to its last frame) x speed (``|change|``
-  above the median of the TRAINING clips = fast). A single frame cannot tell either. Metric:
-  accuracy; chance = the test accuracy of always answering the most common training class.
+The task's state is ``q = proprio[:, state_dims]`` (``env.state_dims``; reach: the two joint
+angles, adapted envs: what their config names).
+
+* ``state`` - regression of the state from ONE frame. Targets for angles
+  ``[sin q1, sin q2, cos q1, cos q2]`` (wrap-free), else ``q`` itself; metric: R^2 on the test
+  episodes, averaged over the outputs.
+* ``motion`` - 4-way classification from a short clip of the first state entry's motion (reach:
+  the shoulder): direction (sign of its change, unwrapped for angles, from the clip's first to
+  its last frame) x speed (``|change|`` above the median of the TRAINING clips = fast). A single
+  frame cannot tell either. Metric: accuracy; chance = the test accuracy of always answering the
+  most common training class.
 
 Pixels stay uint8 ``[M, L, 3, H, W]`` (``L = 1`` for ``state``); encoders see them through
 :func:`jepa_world.probes.encoders.extract_features`.
