@@ -28,12 +28,12 @@ from pathlib import Path
 import torch
 
 from jepa_world.atomic import atomic_write_text
+from jepa_world.checkpoints.runs import checkpoint_root, step_dir_name
 from jepa_world.config import EnvConfig
 from jepa_world.data.windows import split_episodes
 from jepa_world.probes import ProbeConfig, ProbeDataConfig, build_task, load_encoder
 from jepa_world.probes.runner import mean_std, prepare_dataset, probe_encoder_on_task
 from jepa_world.training import DataConfig, ModelConfig, PretrainConfig, pretrain
-from jepa_world.training.state import checkpoint_root, step_dir_name
 
 OBJECTIVES = ("feature", "pixel")
 

@@ -35,7 +35,7 @@ from jepa_world.losses import gather_tokens
 from jepa_world.masks import sample_multiblock_masks
 from jepa_world.models.inputs import IMAGENET_MEAN, IMAGENET_STD
 from jepa_world.models.presets import EncoderConfig, build_encoder, config_from_dict
-from jepa_world.training.config import MaskConfig
+from jepa_world.training.pretrain_config import MaskConfig
 
 #: A tubelet counts as moving when at least this many of its pixels differ from the background.
 MIN_PIXELS = 3

@@ -31,8 +31,8 @@ from bench.common import table
 from jepa_world.config import EnvConfig
 from jepa_world.masks import sample_multiblock_masks
 from jepa_world.models.presets import build_encoder, build_predictor
-from jepa_world.training.config import ModelConfig, PretrainConfig
 from jepa_world.training.pretrain import JepaStudent, pretrain
+from jepa_world.training.pretrain_config import ModelConfig, PretrainConfig
 
 CONFIGS = importlib.resources.files("jepa_world.configs") / "model"
 

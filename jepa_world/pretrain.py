@@ -17,8 +17,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from jepa_world.cli import CONFIG_PATH, register_schema, run, to_dataclass, user_errors_exit
-from jepa_world.training.config import PretrainConfig
 from jepa_world.training.pretrain import pretrain
+from jepa_world.training.pretrain_config import PretrainConfig
 
 register_schema("pretrain_schema", PretrainConfig)
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+import jepa_world.checkpoints
 from jepa_world.atomic import atomic_write, atomic_write_text
 from jepa_world.checkpoints import CheckpointError, atomic_torch_save, load_training_state
 from jepa_world.errors import JepaWorldError
@@ -83,3 +85,31 @@ def test_pickle_loading_is_never_used(tmp_path):
         pickle.dump(Payload(), f)
     with pytest.raises(CheckpointError):
         load_training_state(path)
+
+
+def test_checkpoint_modules_import_one_way():
+    """format <- runs / official / hf <- the package: no module imports one that imports it."""
+    import ast
+
+    root = Path(jepa_world.checkpoints.__file__).parent
+    imports = {}
+    for path in root.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imports[path.stem] = {node.module for node in ast.walk(tree)
+                              if isinstance(node, ast.ImportFrom) and node.module}
+    assert not any(m.startswith("jepa_world.checkpoints") for m in imports["format"])
+    for leaf in ("runs", "official", "hf"):
+        assert "jepa_world.checkpoints" not in imports[leaf]  # the package, which imports them
+        assert {m for m in imports[leaf] if m.startswith("jepa_world.checkpoints.")} <= {
+            "jepa_world.checkpoints.format"}
+
+
+@pytest.mark.parametrize("first", ["jepa_world.hf_vjepa2", "jepa_world.official",
+                                   "jepa_world.checkpoints.hf", "jepa_world.checkpoints.runs"])
+def test_any_checkpoint_module_imports_first(first):
+    import subprocess
+    import sys
+
+    code = (f"import {first}, jepa_world.hf_vjepa2 as h, jepa_world.checkpoints.hf as c; "
+            f"assert h is c and h.save_hf")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -178,7 +178,7 @@ def test_huge_learning_rate_is_caught(tiny_dataset, tmp_path):
 
 
 def test_collapse_monitor_warns_once(tmp_path, capsys):
-    from jepa_world.training.logging import TrainLogger, feature_std
+    from jepa_world.training.telemetry import TrainLogger, feature_std
 
     healthy = torch.nn.functional.layer_norm(torch.randn(2, 64, 16), (16,))
     collapsed = healthy[:1, :1].expand(2, 64, -1) + 1e-4 * torch.randn(2, 64, 16)

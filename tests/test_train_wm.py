@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from jepa_world.checkpoints import Pretrained, load_pretrained, save_pretrained
+from jepa_world.checkpoints.runs import latest_checkpoint
 from jepa_world.config import EnvConfig
 from jepa_world.data.windows import WindowDataset
 from jepa_world.errors import ConfigError
 from jepa_world.models.presets import EncoderConfig, build_encoder
-from jepa_world.training.state import latest_checkpoint
 from jepa_world.training.train_wm import train_world_model
 from jepa_world.training.wm_config import (
     EncoderSource,

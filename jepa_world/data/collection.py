@@ -12,13 +12,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
 import jepa_world
-from jepa_world.config import CollectConfig
+from jepa_world.config import CollectConfig, EnvConfig
 from jepa_world.data.store import (
     Episode,
     Manifest,
@@ -105,6 +106,17 @@ def ensure_collected(cfg: CollectConfig, collect_missing: bool = True,
               file=sys.stderr)
         collect(cfg)
     return root
+
+
+def ensure_env_data(env: EnvConfig, data: Any, seed: int, progress: bool,
+                    is_main: bool = True, data_dir: str | Path | None = None) -> Path:
+    """:func:`ensure_collected` for a command's ``data`` group (``data_dir``, ``collect``,
+    ``episodes``, ``episode_length``): the one place a training or probe config becomes the
+    :class:`CollectConfig` of its dataset. ``data_dir`` overrides ``data.data_dir``."""
+    cfg = CollectConfig(env=env, episodes=data.episodes, episode_length=data.episode_length,
+                        seed=seed, data_dir=str(data.data_dir if data_dir is None else data_dir),
+                        progress=progress)
+    return ensure_collected(cfg, data.collect, is_main)
 
 
 def open_dataset_for_writing(root: Path, manifest: Manifest) -> set[int]:

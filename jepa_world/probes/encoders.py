@@ -28,7 +28,7 @@ from einops import rearrange
 from torch import nn
 from tqdm.auto import tqdm
 
-from jepa_world.checkpoints import LATEST_POINTER, follow_latest
+from jepa_world.checkpoints.runs import LATEST_FILE, follow_latest
 from jepa_world.errors import ConfigError, JepaWorldError
 from jepa_world.models.inputs import IMAGENET_MEAN, IMAGENET_STD
 
@@ -90,7 +90,7 @@ def resolve_path(spec: str, where: str = "encoders") -> Path:
         raise ConfigError(f"{where}: {err}") from None
     if path.is_dir() and not (path / "config.json").exists():
         raise ConfigError(f"{where}: {spec!r} is a folder without config.json or "
-                          f"checkpoints/{LATEST_POINTER}; give {KNOWN_FORMS}")
+                          f"checkpoints/{LATEST_FILE}; give {KNOWN_FORMS}")
     return path
 
 

@@ -21,7 +21,6 @@ import torch
 from tqdm.auto import tqdm
 
 from jepa_world.atomic import atomic_write_text
-from jepa_world.config import CollectConfig
 from jepa_world.probes.config import ProbeConfig
 from jepa_world.probes.encoders import check_spec, extract_features, load_encoder
 from jepa_world.probes.heads import build_probe
@@ -52,12 +51,10 @@ def resolve_device(name: str) -> torch.device:
 
 def prepare_dataset(cfg: ProbeConfig) -> Path:
     """The probe dataset folder, collected first when it holds no dataset (``data.collect``)."""
-    from jepa_world.data.collection import ensure_collected
+    from jepa_world.data.collection import ensure_env_data
 
-    return ensure_collected(CollectConfig(env=cfg.env, episodes=cfg.data.episodes,
-                                          episode_length=cfg.data.episode_length,
-                                          seed=cfg.data.seed, data_dir=str(cfg.data_dir),
-                                          progress=cfg.progress), cfg.data.collect)
+    return ensure_env_data(cfg.env, cfg.data, cfg.data.seed, cfg.progress,
+                           data_dir=cfg.data_dir)
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

@@ -1,6 +1,10 @@
 """Training loops (library side: no Hydra here). See :func:`pretrain`."""
 
-from jepa_world.training.config import (
+from jepa_world.checkpoints.runs import latest_checkpoint
+from jepa_world.training.distributed import ResumableSampler
+from jepa_world.training.harness import TrainingDivergedError
+from jepa_world.training.pretrain import PretrainResult, pretrain
+from jepa_world.training.pretrain_config import (
     DataConfig,
     EmaConfig,
     MaskConfig,
@@ -9,9 +13,6 @@ from jepa_world.training.config import (
     PretrainConfig,
     RegularizerConfig,
 )
-from jepa_world.training.distributed import ResumableSampler
-from jepa_world.training.pretrain import PretrainResult, TrainingDivergedError, pretrain
-from jepa_world.training.state import latest_checkpoint
 
 __all__ = [
     "DataConfig",

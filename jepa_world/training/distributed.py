@@ -113,17 +113,6 @@ def all_reduce_mean(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return out / info.world_size
 
 
-def all_reduce_max(value: float, info: DistInfo) -> float:
-    """Largest ``value`` over ranks (e.g. a 'some rank failed' flag)."""
-    if not info.distributed:
-        return value
-    t = torch.tensor([float(value)], device=info.device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return float(t.item())
-
-
-
-
 class ResumableSampler(torch.utils.data.Sampler[int]):
     """This rank's shard of a shuffled epoch (:class:`DistributedSampler`), resumable mid-epoch.
 
@@ -158,5 +147,5 @@ class ResumableSampler(torch.utils.data.Sampler[int]):
         return max(0, len(self.inner) - self.start_batch * self.batch_size)
 
 
-__all__ = ["DistInfo", "ResumableSampler", "all_gather_object", "all_reduce_max",
-           "all_reduce_mean", "barrier", "broadcast_object", "cleanup", "resolve_device", "setup"]
+__all__ = ["DistInfo", "ResumableSampler", "all_gather_object", "all_reduce_mean",
+           "barrier", "broadcast_object", "cleanup", "resolve_device", "setup"]

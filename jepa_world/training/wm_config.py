@@ -1,7 +1,7 @@
 """Typed, self-validating config of ``python -m jepa_world.train_wm`` (:func:`train_world_model`).
 
-Like :mod:`jepa_world.training.config`, every group validates itself and names the bad field
-(``loss.rollout_steps: ...``). Library code and tests build it directly:
+Like :mod:`jepa_world.training.pretrain_config`, every group validates itself and names the bad
+field (``loss.rollout_steps: ...``). Library code and tests build it directly:
 ``WMTrainConfig(model=WMModelConfig(predictor_dim=32, depth=1), steps=20)``.
 """
 
@@ -12,7 +12,7 @@ from typing import Optional
 
 from jepa_world.config import EnvConfig, check, check_choice
 from jepa_world.models.pooling import POOLER_KINDS
-from jepa_world.training.config import PRECISIONS, RESUME_MODES
+from jepa_world.training.pretrain_config import PRECISIONS, RESUME_MODES
 
 LATENT_LOSSES = ("l1", "l2")
 

@@ -1,18 +1,17 @@
-"""This project's checkpoint format, crash-safe writes, and the ``load_pretrained`` entry point.
+"""This project's checkpoint format and the primitives every other format builds on.
 
-Model weights are stored as a folder written by :func:`save_model` / :func:`save_pretrained`:
-``config.json`` (the architecture, as plain JSON) + ``model.safetensors`` (the tensors). Both files
-are written to a temp file in the same folder, flushed to disk, then ``os.replace``-d over the
-target, so a crash never leaves a half-written file under the final name.
+Model weights are stored as a folder written by :func:`save_model`: ``config.json`` (the
+architecture, as plain JSON) + ``model.safetensors`` (the tensors). Both files are written to a
+temp file in the same folder, flushed to disk, then ``os.replace``-d over the target, so a crash
+never leaves a half-written file under the final name.
 
 Resumable training state (optimizer moments, step counters, RNG states) holds more than tensors,
 so it is written with :func:`atomic_torch_save` and read back with :func:`load_training_state`,
 which uses ``torch.load(weights_only=True)``: plain containers, numbers, strings and tensors load;
 arbitrary pickled objects are refused rather than executed.
 
-:func:`load_pretrained` accepts either this project's folders or the official V-JEPA / V-JEPA 2 /
-V-JEPA 2-AC ``torch.save`` files; the latter are handled by :mod:`jepa_world.official`, and
-Hugging Face transformers ``VJEPA2Model`` folders, handled by :mod:`jepa_world.hf_vjepa2`.
+This module imports no other format: :mod:`.official` and :mod:`.hf` build on it, and
+:mod:`jepa_world.checkpoints` (the package) chooses between them.
 """
 
 from __future__ import annotations
@@ -167,16 +166,8 @@ def load_model(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     return tensors, config
 
 
-def save_pretrained(pretrained: Pretrained, directory: str | Path,
-                    format: str = OWN_FORMAT) -> Path:
-    """Save a :class:`Pretrained` bundle in this project's format, or with ``format="hf"`` as a
-    transformers ``VJEPA2Model`` folder (RoPE encoders only; see :mod:`jepa_world.hf_vjepa2`)."""
-    if format == "hf":
-        from jepa_world.hf_vjepa2 import save_hf  # imported here: it builds on this module
-
-        return save_hf(pretrained, directory)
-    if format != OWN_FORMAT:
-        raise ValueError(f"format must be {OWN_FORMAT!r} or 'hf', got {format!r}")
+def save_own(pretrained: Pretrained, directory: str | Path) -> Path:
+    """Save a :class:`Pretrained` bundle in this project's format (one folder)."""
     parts = {k: getattr(pretrained, k) for k in MODULE_NAMES}
     bundle = nn.ModuleDict({k: m for k, m in parts.items() if m is not None})
     config = dict(pretrained.config, format=OWN_FORMAT, version=1,
@@ -184,7 +175,7 @@ def save_pretrained(pretrained: Pretrained, directory: str | Path,
     return save_model(bundle, config, directory)
 
 
-def _load_own(directory: Path) -> Pretrained:
+def load_own(directory: Path) -> Pretrained:
     tensors, config = load_model(directory)
     if config.get("format") != OWN_FORMAT:
         raise CheckpointError(f"{directory / CONFIG_FILE}: 'format' is not {OWN_FORMAT!r}")
@@ -213,76 +204,7 @@ def _load_own(directory: Path) -> Pretrained:
     return Pretrained(**built, format=OWN_FORMAT, config=config, notes=notes)
 
 
-# --------------------------------------------------------------------------- entry point
-
-
-def load_pretrained(
-    path: str | Path, config: dict[str, Any] | str | Path | None = None, **overrides: Any
-) -> Pretrained:
-    """Build this project's modules from a checkpoint and load its weights strictly.
-
-    Args:
-        path: official ``.pt`` file, bare encoder state dict, a folder written by
-            :func:`save_pretrained` (a pretraining checkpoint ``run/checkpoints/step_N``), a
-            training run's folder or ``latest`` pointer file (``run/checkpoints/latest``): the
-            newest checkpoint is loaded; or a Hugging Face transformers ``VJEPA2Model`` folder
-            (or its ``model.safetensors``), see :mod:`jepa_world.hf_vjepa2`.
-        config: optional official constructor arguments (dict or JSON path); see
-            :mod:`jepa_world.official`. Ignored for this project's folders; refused (with the
-            overrides) for transformers folders, whose ``config.json`` says everything.
-        **overrides: ``num_heads``, ``predictor_num_heads``, ``img_size``, ``num_frames``,
-            ``use_extrinsics``, ``pos_embed`` (``"rope"``/``"sincos"``, bare encoders only),
-            ``norm_eps``.
-
-    Raises:
-        CheckpointError: unreadable/corrupt file, unknown layout, missing or unexpected keys,
-            shape mismatches, or architecture values that cannot be determined.
-    """
-    # Imported here: both build on this module (CheckpointError, Pretrained).
-    from jepa_world.hf_vjepa2 import hf_folder, load_hf
-    from jepa_world.official import check_overrides, load_official
-
-    check_overrides(overrides)
-    path = follow_latest(Path(path))
-    if hf_folder(path) is not None:
-        if config is not None or overrides:
-            raise TypeError(f"{path}: a transformers folder carries its whole config in "
-                            f"{CONFIG_FILE}; drop config= and the overrides")
-        return load_hf(path)
-    if path.is_dir():
-        if (path / CONFIG_FILE).exists() and (path / WEIGHTS_FILE).exists():
-            return _load_own(path)
-        raise CheckpointError(f"{path}: folder without {CONFIG_FILE} + {WEIGHTS_FILE}")
-    return load_official(path, config, **overrides)
-
-
 # --------------------------------------------------------------------------- shared helpers
-
-#: Name of the pointer file a training run keeps next to its ``step_N`` checkpoint folders.
-LATEST_POINTER = "latest"
-
-
-def follow_latest(path: Path) -> Path:
-    """The checkpoint folder a ``latest`` pointer names, or ``path`` itself.
-
-    ``path`` may be the pointer file, the ``checkpoints`` folder holding it, or a training run's
-    folder (``run/checkpoints/latest``); anything else comes back unchanged.
-
-    Raises:
-        CheckpointError: the pointer names a folder that is gone or holds no checkpoint.
-    """
-    if path.is_dir() and not (path / CONFIG_FILE).exists():
-        for pointer in (path / "checkpoints" / LATEST_POINTER, path / LATEST_POINTER):
-            if pointer.is_file():
-                path = pointer
-                break
-    if not (path.is_file() and path.name == LATEST_POINTER and path.stat().st_size < 256):
-        return path
-    folder = path.parent / path.read_text(errors="replace").strip()
-    if not (folder / CONFIG_FILE).is_file():
-        raise CheckpointError(f"{path} names {folder.name!r}, which holds no {CONFIG_FILE}: "
-                              f"pass a step_N folder next to it instead")
-    return folder
 
 
 def build_uninitialised(build: Callable[[Any], nn.Module], cfg: Any) -> nn.Module:
@@ -351,14 +273,23 @@ def short_list(items: list[str], limit: int = 12) -> str:
 
 
 __all__ = [
+    "CONFIG_FILE",
+    "MODULE_NAMES",
+    "OWN_FORMAT",
+    "WEIGHTS_FILE",
     "CheckpointError",
     "Pretrained",
     "atomic_save_bytes",
     "atomic_torch_save",
+    "build_uninitialised",
+    "check_state",
     "load_model",
-    "load_pretrained",
+    "load_own",
+    "load_strict",
     "load_training_state",
     "save_model",
-    "save_pretrained",
+    "save_own",
     "save_tensors",
+    "short_list",
+    "torch_load_weights_only",
 ]
