@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -97,8 +98,28 @@ def check_overrides_compose(config_name: str, argv: Sequence[str]) -> None:
         sys.exit(EXIT_USER_ERROR)
 
 
-def run(main: Callable[[], Any], config_name: str) -> None:
-    """Run a ``@hydra.main`` function after the one-line checks of its command line."""
+def hydra_argv(argv: list[str], rank: int) -> list[str]:
+    """Command line for Hydra: ``run_dir=X`` also becomes Hydra's output dir; under torchrun
+    ranks other than 0 get no output dir or log files of their own (Hydra issue #2070)."""
+    argv = list(argv)
+    run_dirs = [a.split("=", 1)[1] for a in argv if a.startswith("run_dir=")]
+    if run_dirs and run_dirs[-1] and not any(a.startswith("hydra.run.dir=") for a in argv):
+        argv.append(f"hydra.run.dir={run_dirs[-1]}")
+    if rank > 0:
+        argv = [a for a in argv if not a.startswith(("hydra.run.dir=", "hydra.output_subdir="))]
+        argv += ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=disabled",
+                 "hydra/hydra_logging=disabled"]
+    return argv
+
+
+def run(main: Callable[[], Any], config_name: str, run_dir_arg: bool = False) -> None:
+    """Run a ``@hydra.main`` function after the one-line checks of its command line: what
+    ``python -m jepa_world.<command>`` and the ``jepa-<command>`` console scripts do.
+
+    ``run_dir_arg``: the command takes ``run_dir=`` (training), see :func:`hydra_argv`.
+    """
+    if run_dir_arg and not any(a.startswith("-") for a in sys.argv[1:]):  # Hydra's own flags
+        sys.argv[1:] = hydra_argv(sys.argv[1:], int(os.environ.get("RANK", "0")))
     argv = sys.argv[1:]
     check_group_overrides(argv)
     check_overrides_compose(config_name, argv)

@@ -26,5 +26,10 @@ def main(cfg: DictConfig) -> None:
           f"({summary.episodes_collected} collected now, {summary.frames_per_second:.0f} frames/s)")
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The ``jepa-collect`` console script (same as ``python -m jepa_world.collect``)."""
     run(main, "collect")
+
+
+if __name__ == "__main__":
+    cli()

@@ -33,5 +33,10 @@ def main(cfg: DictConfig) -> None:
     print(f"summary: {report['output_dir']}/{SUMMARY_FILE}")
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The ``jepa-plan`` console script (same as ``python -m jepa_world.plan``)."""
     run(main, "plan")
+
+
+if __name__ == "__main__":
+    cli()

@@ -9,9 +9,6 @@ Distributed: ``torchrun --nproc_per_node=N -m jepa_world.pretrain run_dir=runs/x
 
 from __future__ import annotations
 
-import os
-import sys
-
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
@@ -32,21 +29,10 @@ def main(cfg: DictConfig) -> None:
     pretrain(config)
 
 
-def hydra_argv(argv: list[str], rank: int) -> list[str]:
-    """Command line for Hydra: ``run_dir=X`` also becomes Hydra's output dir; under torchrun
-    ranks other than 0 get no output dir or log files of their own (Hydra issue #2070)."""
-    argv = list(argv)
-    run_dirs = [a.split("=", 1)[1] for a in argv if a.startswith("run_dir=")]
-    if run_dirs and run_dirs[-1] and not any(a.startswith("hydra.run.dir=") for a in argv):
-        argv.append(f"hydra.run.dir={run_dirs[-1]}")
-    if rank > 0:
-        argv = [a for a in argv if not a.startswith(("hydra.run.dir=", "hydra.output_subdir="))]
-        argv += ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=disabled",
-                 "hydra/hydra_logging=disabled"]
-    return argv
+def cli() -> None:
+    """The ``jepa-pretrain`` console script (same as ``python -m jepa_world.pretrain``)."""
+    run(main, "pretrain", run_dir_arg=True)
 
 
 if __name__ == "__main__":
-    if not any(a.startswith("-") for a in sys.argv[1:]):  # leave Hydra's own flags alone
-        sys.argv[1:] = hydra_argv(sys.argv[1:], int(os.environ.get("RANK", "0")))
-    run(main, "pretrain")
+    cli()

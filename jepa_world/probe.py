@@ -34,5 +34,10 @@ def main(cfg: DictConfig) -> None:
     print(f"results: {report.results_path} ({report.seconds:.0f} s)")
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The ``jepa-probe`` console script (same as ``python -m jepa_world.probe``)."""
     run(main, "probe")
+
+
+if __name__ == "__main__":
+    cli()

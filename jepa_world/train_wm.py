@@ -11,15 +11,11 @@ run_dir=runs/x``.
 
 from __future__ import annotations
 
-import os
-import sys
-
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from jepa_world.cli import CONFIG_PATH, register_schema, run, to_dataclass, user_errors_exit
-from jepa_world.pretrain import hydra_argv
 from jepa_world.training.train_wm import train_world_model
 from jepa_world.training.wm_config import WMTrainConfig
 
@@ -35,7 +31,10 @@ def main(cfg: DictConfig) -> None:
     train_world_model(config)
 
 
+def cli() -> None:
+    """The ``jepa-train-wm`` console script (same as ``python -m jepa_world.train_wm``)."""
+    run(main, "train_wm", run_dir_arg=True)
+
+
 if __name__ == "__main__":
-    if not any(a.startswith("-") for a in sys.argv[1:]):  # leave Hydra's own flags alone
-        sys.argv[1:] = hydra_argv(sys.argv[1:], int(os.environ.get("RANK", "0")))
-    run(main, "train_wm")
+    cli()

@@ -65,3 +65,19 @@ def test_installed_package_runs_from_an_unrelated_directory(wheel, tmp_path):
     assert (elsewhere / "out" / "summary.json").is_file()
     assert str(site / "jepa_world" / "pretrained" / "reach") in (
         elsewhere / "out" / "summary.json").read_text()
+
+
+COMMANDS = ("collect", "pretrain", "train_wm", "plan", "probe")
+
+
+def test_console_scripts_are_declared_and_point_at_the_entry_points():
+    import importlib
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert set(scripts) == {f"jepa-{c.replace('_', '-')}" for c in COMMANDS}
+    for command in COMMANDS:
+        target = scripts[f"jepa-{command.replace('_', '-')}"]
+        module, _, attr = target.partition(":")
+        assert module == f"jepa_world.{command}"  # the module `python -m` runs
+        assert callable(getattr(importlib.import_module(module), attr))

@@ -281,8 +281,7 @@ def test_missing_dataset_without_collect_is_a_clear_error(tmp_path):
 def test_hydra_config_composes_every_model_preset():
     from hydra import compose, initialize_config_module
 
-    from jepa_world.cli import to_dataclass
-    from jepa_world.pretrain import hydra_argv
+    from jepa_world.cli import hydra_argv, to_dataclass
 
     with initialize_config_module("jepa_world.configs", version_base="1.3"):
         for name, size in [("tiny", 64), ("vit_l", 224), ("vit_h", 224), ("vit_g", 256)]:
