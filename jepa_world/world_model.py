@@ -21,6 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -43,7 +44,13 @@ from jepa_world.models.presets import (
 from jepa_world.official import OVERRIDES as OFFICIAL_OVERRIDES
 from jepa_world.world_model_config import COST_KINDS, FORMAT, Prediction, WorldModelConfig
 
-__all__ = ["Prediction", "WorldModel", "WorldModelConfig"]
+__all__ = ["Prediction", "WorldModel", "WorldModelConfig", "shipped_model_dir"]
+
+
+def shipped_model_dir(name: str) -> Path:
+    """Where the project's own trained model of a task (``reach``) is installed."""
+    return Path(__file__).resolve().parent / "pretrained" / name
+
 
 def _proprio_head(config: WorldModelConfig) -> nn.Module:
     d, p, hidden = config.encoder.embed_dim, config.proprio_dim, config.proprio_head_hidden
@@ -151,6 +158,25 @@ class WorldModel(nn.Module):
             without gradients (it is frozen); the pooler records them.
         """
         return self.pool(self.encode_patches(frames))
+
+    @torch.no_grad()
+    def encode_images(self, pixels: Any) -> torch.Tensor:
+        """Camera frames as envs give them -> latents, without gradients.
+
+        Args:
+            pixels: ``[..., H, W, 3]`` uint8, a numpy array or a tensor (one frame or a batch).
+
+        Returns:
+            ``[..., N, D]`` on the model's device (one encoder call for all frames).
+        """
+        frames = torch.as_tensor(np.ascontiguousarray(pixels)) if not torch.is_tensor(
+            pixels) else pixels
+        if frames.dim() < 3 or frames.shape[-1] != 3:
+            raise ValueError(f"pixels must be [..., H, W, 3] frames, got {_shape(frames)}")
+        lead = frames.shape[:-3]
+        flat = rearrange(frames.reshape(-1, *frames.shape[-3:]), "m h w c -> 1 m c h w")
+        latents = self.encode(flat.to(self.pixel_mean.device))[0]
+        return latents.reshape(*lead, *latents.shape[-2:])
 
     def encode_patches(self, frames: torch.Tensor) -> torch.Tensor:
         """Frozen-encoder patch tokens of each frame, layer-normed without affine parameters.
@@ -347,6 +373,13 @@ class WorldModel(nn.Module):
         if shape and shape[-1] != self.config.action_dim:
             raise ValueError(f"env {env_id!r} has actions of size {shape[-1]}; the world model "
                              f"expects action_dim {self.config.action_dim}")
+        space = getattr(env, "observation_space", None)
+        pixels = getattr(space, "spaces", {}).get("pixels") if space is not None else None
+        size = as_pair(self.config.image_size)
+        if pixels is not None and tuple(pixels.shape[:2]) != size:
+            raise ValueError(f"env {env_id!r} renders {pixels.shape[0]}x{pixels.shape[1]} "
+                             f"frames; the world model sees {size[0]}x{size[1]} (make the env "
+                             f"with image_size={size[0]})")
 
     def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
         """Write ``directory/config.json`` + ``directory/model.safetensors`` (atomic writes);
@@ -356,7 +389,11 @@ class WorldModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, map_location: Any = "cpu") -> WorldModel:
-        """Rebuild a model written by :meth:`save_pretrained`; weights are loaded strictly."""
+        """Rebuild a model written by :meth:`save_pretrained` (weights loaded strictly), in eval
+        mode. ``directory`` is a folder, or the name of a model shipped with the package
+        (``"reach"``: :func:`shipped_model_dir`), from any working directory."""
+        if not Path(directory).exists() and shipped_model_dir(str(directory)).exists():
+            directory = shipped_model_dir(str(directory))
         tensors, config = load_model(directory)
         if config.get("format") != FORMAT or "world_model" not in config:
             raise CheckpointError(f"{directory}: not a {FORMAT} folder (config 'format' is "
@@ -367,7 +404,7 @@ class WorldModel(nn.Module):
             raise CheckpointError(f"{directory}: invalid world-model config ({err})") from err
         model = cls(cfg)
         load_strict(model, tensors, str(directory), {}, [])
-        return model.to(map_location)
+        return model.to(map_location).eval()
 
     @classmethod
     def from_official(cls, path: str | Path, config: Any = None, **overrides: Any) -> WorldModel:
@@ -426,5 +463,3 @@ class WorldModel(nn.Module):
         load_strict(model.encoder, pre.encoder.state_dict(), f"{path}[encoder]", {}, [])
         return model
 
-
-__all__ = ["Prediction", "WorldModel", "WorldModelConfig"]

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-from einops import rearrange, repeat
+from einops import repeat
 
 from jepa_world.planning.objectives import LatentObjective
 from jepa_world.world_model import WorldModel
@@ -54,11 +54,9 @@ class WorldModelAgent:
         self.dtype = model.pixel_mean.dtype
         self.latents = self.goal = self.actions = self.proprio = None
 
-    @torch.no_grad()
     def encode_frames(self, pixels: np.ndarray) -> torch.Tensor:
         """Frames ``[M, H, W, 3]`` uint8 -> latents ``[M, N, D]`` (one encoder call)."""
-        frames = rearrange(torch.from_numpy(np.ascontiguousarray(pixels)), "m h w c -> 1 m c h w")
-        return self.model.encode(frames.to(self.device))[0]
+        return self.model.encode_images(pixels)
 
     def encode(self, pixels: np.ndarray) -> torch.Tensor:
         """One frame ``[H, W, 3]`` uint8 -> latents ``[1, 1, N, D]``."""

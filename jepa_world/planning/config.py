@@ -12,13 +12,9 @@ from jepa_world.errors import ConfigError
 from jepa_world.planning.agents import AGENTS
 from jepa_world.planning.objectives import REDUCTIONS
 from jepa_world.planning.visualize import VIDEO_FORMATS
+from jepa_world.world_model import shipped_model_dir
 
 COSTS = ("l1", "l2")
-
-
-def shipped_model_dir(env_short_name: str) -> Path:
-    """Where the project's own trained model of a task is installed (package data)."""
-    return Path(__file__).resolve().parent.parent / "pretrained" / env_short_name
 
 
 @dataclass
