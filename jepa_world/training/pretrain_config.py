@@ -13,13 +13,14 @@ from dataclasses import asdict, dataclass, field
 
 from jepa_world.config import EnvConfig, check, check_choice
 from jepa_world.masks import TRUNCATE_MODES, MaskSpec
-from jepa_world.models.presets import EncoderConfig, PredictorConfig
+from jepa_world.models.encoder import POS_EMBED_KINDS
+from jepa_world.models.presets import PRESETS, EncoderConfig, PredictorConfig, get_preset
 
 OBJECTIVES = ("feature", "pixel")
 PRECISIONS = ("auto", "fp32", "bf16")
 RESUME_MODES = ("auto", "never")
 DATA_SOURCES = ("env", "video")
-POS_EMBEDS = ("rope", "sincos")
+_TINY = PRESETS["tiny"]  #: the CPU default architecture
 
 
 @dataclass
@@ -31,21 +32,35 @@ class ModelConfig:
     """
 
     name: str = "tiny"  #: label only (recorded in checkpoints)
-    img_size: int = 64
-    patch_size: int = 8
-    num_frames: int = 8
-    tubelet_size: int = 2
-    embed_dim: int = 192
-    depth: int = 4
-    num_heads: int = 3
-    mlp_hidden_dim: int = 768
-    pos_embed: str = "sincos"  #: ``sincos`` (V-JEPA) or ``rope`` (V-JEPA 2)
-    uniform_power: bool = False
-    predictor_dim: int = 96
-    predictor_depth: int = 4
-    predictor_heads: int = 3
-    predictor_mlp_hidden_dim: int = 384
-    activation_checkpointing: bool = False
+    img_size: int = _TINY.encoder.img_size
+    patch_size: int = _TINY.encoder.patch_size
+    num_frames: int = _TINY.encoder.num_frames
+    tubelet_size: int = _TINY.encoder.tubelet_size
+    embed_dim: int = _TINY.encoder.embed_dim
+    depth: int = _TINY.encoder.depth
+    num_heads: int = _TINY.encoder.num_heads
+    mlp_hidden_dim: int = _TINY.encoder.mlp_hidden_dim
+    pos_embed: str = _TINY.encoder.pos_embed  #: ``sincos`` (V-JEPA) or ``rope`` (V-JEPA 2)
+    uniform_power: bool = _TINY.encoder.uniform_power
+    predictor_dim: int = _TINY.predictor.predictor_dim
+    predictor_depth: int = _TINY.predictor.depth
+    predictor_heads: int = _TINY.predictor.num_heads
+    predictor_mlp_hidden_dim: int = _TINY.predictor.mlp_hidden_dim
+    activation_checkpointing: bool = _TINY.encoder.use_activation_checkpointing
+
+    @classmethod
+    def from_preset(cls, name: str) -> ModelConfig:
+        """The architecture of preset ``name`` (:data:`jepa_world.models.presets.PRESETS`), the
+        source of these defaults (``tiny``) and of ``configs/model/<name>.yaml``."""
+        enc, pred = get_preset(name).encoder, get_preset(name).predictor
+        return cls(name=name, img_size=enc.img_size, patch_size=enc.patch_size,
+                   num_frames=enc.num_frames, tubelet_size=enc.tubelet_size,
+                   embed_dim=enc.embed_dim, depth=enc.depth, num_heads=enc.num_heads,
+                   mlp_hidden_dim=enc.mlp_hidden_dim, pos_embed=enc.pos_embed,
+                   uniform_power=enc.uniform_power, predictor_dim=pred.predictor_dim,
+                   predictor_depth=pred.depth, predictor_heads=pred.num_heads,
+                   predictor_mlp_hidden_dim=pred.mlp_hidden_dim,
+                   activation_checkpointing=enc.use_activation_checkpointing)
 
     def __post_init__(self) -> None:
         for name in ("img_size", "patch_size", "num_frames", "tubelet_size", "embed_dim", "depth",
@@ -62,7 +77,7 @@ class ModelConfig:
         check(self.predictor_dim % self.predictor_heads == 0, "model.predictor_dim",
               f"{self.predictor_dim} is not divisible by "
               f"model.predictor_heads={self.predictor_heads}")
-        check_choice(self.pos_embed, POS_EMBEDS, "model.pos_embed")
+        check_choice(self.pos_embed, POS_EMBED_KINDS, "model.pos_embed")
 
     @property
     def grid(self) -> tuple[int, int, int]:
@@ -159,7 +174,7 @@ class EmaConfig:
 
     V-JEPA uses 0.998 -> 1 over 90k steps. The 600-step CPU default keeps a constant 0.99: with a
     slower schedule the target encoder lags the context encoder too far to gain anything in so
-    few steps (README, "Does pretraining learn?")."""
+    few steps (docs/pretraining.md, "Does pretraining learn?")."""
 
     start: float = 0.99
     final: float = 0.99
