@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from jepa_world.models.positions import as_pair
+
 Box = tuple[int, int, int, int]
 Size = int | tuple[int, int]
 
@@ -23,10 +25,9 @@ _CROP_TRIES = 10
 
 
 def as_hw(size: Size) -> tuple[int, int]:
-    """``size`` as ``(height, width)``: an int means a square."""
-    if isinstance(size, int):
-        size = (size, size)
-    height, width = (int(s) for s in size)
+    """``size`` as ``(height, width)`` (:func:`~jepa_world.models.positions.as_pair`), checked
+    to be positive."""
+    height, width = as_pair(size)
     if height < 1 or width < 1:
         raise ValueError(f"output size must be positive, got {size}")
     return height, width

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from jepa_world.models.attention import Block, init_transformer_weights, run_blocks
+from jepa_world.models.encoder import POS_EMBED_KINDS
 from jepa_world.models.positions import (
     as_pair,
     check_token_indices,
@@ -57,7 +58,7 @@ class MaskedPredictor(nn.Module):
         use_activation_checkpointing: bool = False,
     ) -> None:
         super().__init__()
-        if pos_embed not in ("rope", "sincos"):
+        if pos_embed not in POS_EMBED_KINDS:
             raise ValueError(f"pos_embed must be 'rope' or 'sincos', got {pos_embed!r}")
         if num_mask_tokens < 1:
             raise ValueError("num_mask_tokens must be >= 1")

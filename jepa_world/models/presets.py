@@ -10,7 +10,7 @@ Presets:
   3 heads, sin-cos positions (V-JEPA); predictor width 96, depth 4; AC predictor width 192,
   depth 4. Absolute positions, not RoPE: pretraining on the reach data (a thin arm on a plain
   background, where a RoPE token's own input says nothing of where it is) only beats random init
-  with them (README, "Does pretraining learn?").
+  with them (docs/pretraining.md, "Does pretraining learn?").
 * ``vit_l`` - V-JEPA ViT-L/16 (1024 / 24 / 16), 224 px, 16 frames, sin-cos positions;
   predictor 384 / 12.
 * ``vit_h`` - V-JEPA ViT-H/16 (1280 / 32 / 16), same layout as ``vit_l``.

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from jepa_world.planners import ActionBounds, Planner, shift_plan
+from jepa_world.planners import Planner, shift_plan
 
 
 @dataclass
@@ -122,14 +122,4 @@ def run_episode(
     return result
 
 
-def check_bounds(planner: Planner, env: Any) -> None:
-    """Raise unless the planner's action box is the env's."""
-    space = ActionBounds.from_space(env.action_space)
-    if planner.bounds.dim != space.dim or not (
-            torch.allclose(planner.bounds.low.cpu().float(), space.low.float())
-            and torch.allclose(planner.bounds.high.cpu().float(), space.high.float())):
-        raise ValueError(f"planner bounds {planner.bounds} differ from the env's action space "
-                         f"{space}")
-
-
-__all__ = ["EpisodeResult", "check_bounds", "run_episode"]
+__all__ = ["EpisodeResult", "run_episode"]

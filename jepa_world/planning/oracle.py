@@ -21,11 +21,10 @@ import numpy as np
 import torch
 
 from jepa_world.envs.rendering import import_mujoco
+from jepa_world.planning.objectives import REDUCTIONS
 
 mujoco = import_mujoco()  # chooses the GL backend first, should anything render later
 from mujoco import rollout as mj_rollout  # noqa: E402
-
-REDUCTIONS = ("final", "sum")
 
 GoalFn = Callable[[np.ndarray], np.ndarray]
 ErrorFn = Callable[[np.ndarray, np.ndarray], np.ndarray]

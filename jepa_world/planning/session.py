@@ -12,6 +12,7 @@ import torch
 
 from jepa_world.atomic import atomic_write_text
 from jepa_world.checkpoints import CheckpointError
+from jepa_world.devices import resolve_device
 from jepa_world.errors import ConfigError
 from jepa_world.models.positions import as_pair
 from jepa_world.planners import ActionBounds, make_planner
@@ -50,12 +51,6 @@ def load_world_model(cfg: PlanConfig, device: torch.device) -> WorldModel:
     return model.eval()
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def plan_episodes(cfg: PlanConfig) -> dict[str, Any]:
     """Evaluate every agent of ``cfg`` and write the outputs; returns the summary dict.
 
@@ -65,7 +60,7 @@ def plan_episodes(cfg: PlanConfig) -> dict[str, Any]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.output_dir or f"outputs/plan/{time.strftime('%Y-%m-%d_%H-%M-%S')}")
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device)
     import jepa_world.envs  # noqa: F401  (registers the envs)
 
     model = load_world_model(cfg, device) if "world_model" in cfg.agents else None

@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from jepa_world.atomic import atomic_write_text
+from jepa_world.devices import resolve_device
 from jepa_world.probes.config import ProbeConfig
 from jepa_world.probes.encoders import check_spec, extract_features, load_encoder
 from jepa_world.probes.heads import build_probe
@@ -40,13 +41,6 @@ class ProbeReport:
     results_path: Path
     seconds: float = 0.0
     encoders: dict[str, str] = field(default_factory=dict)  #: display name -> what was loaded
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; anything else as given."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def prepare_dataset(cfg: ProbeConfig) -> Path:

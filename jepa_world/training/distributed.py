@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 import torch.utils.data
 
-from jepa_world.config import check
+from jepa_world.devices import resolve_device
 
 
 @dataclass(frozen=True)
@@ -35,20 +35,6 @@ class DistInfo:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> ``cuda:<local_rank>`` when CUDA is available, else ``cpu``; ``cuda`` under
-    torchrun means this rank's GPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        name = f"cuda:{local_rank}"
-    device = torch.device(name)
-    if device.type == "cuda":
-        check(torch.cuda.is_available(), "device", f"{name!r} requested but CUDA is unavailable")
-        torch.cuda.set_device(device)
-    return device
 
 
 def setup(device: str = "auto") -> DistInfo:

@@ -13,8 +13,7 @@ from typing import Optional
 from jepa_world.config import EnvConfig, check, check_choice
 from jepa_world.models.pooling import POOLER_KINDS
 from jepa_world.training.pretrain_config import PRECISIONS, RESUME_MODES
-
-LATENT_LOSSES = ("l1", "l2")
+from jepa_world.world_model_config import COST_KINDS
 
 
 @dataclass
@@ -108,7 +107,7 @@ class WMLossConfig:
     covariance_weight: float = 0.04  #: off-diagonal covariance penalty of the latents
 
     def __post_init__(self) -> None:
-        check_choice(self.kind, LATENT_LOSSES, "loss.kind")
+        check_choice(self.kind, COST_KINDS, "loss.kind")
         if self.state_dims is not None:
             self.state_dims = [int(d) for d in self.state_dims]
         check(all(d >= 0 for d in self.state_dims or []), "loss.state_dims",
