@@ -15,6 +15,7 @@ A task is one small subclass (its MJCF, initial-state sampler, goal vector and p
 from __future__ import annotations
 
 import atexit
+import os
 import weakref
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,25 @@ _exit_hook_registered = False
 def _close_live_envs() -> None:
     for env in list(_LIVE_ENVS):
         env.close()
+
+
+# The process that made this module's first GL context. A GL context made before a fork (EGL /
+# OSMesa state) hangs the forked child's first render, so the child refuses to render instead.
+_GL_OWNER_PID: int | None = None
+
+
+def claim_gl(task: str) -> None:
+    """Call before a process makes its first renderer; raise in a forked child of one that
+    had rendered (Gymnasium's async vector envs fork by default on Linux)."""
+    global _GL_OWNER_PID
+    pid = os.getpid()
+    if _GL_OWNER_PID is not None and pid != _GL_OWNER_PID:
+        raise RuntimeError(
+            f"{task}: this process was forked after its parent had rendered, and GL contexts do "
+            f"not survive fork (it would hang); start workers with forkserver or spawn, e.g. "
+            f"gym.make_vec(..., vectorization_mode='async', "
+            f"vector_kwargs={{'context': 'forkserver'}})")
+    _GL_OWNER_PID = pid
 
 
 def close_at_exit(env: gym.Env) -> None:
@@ -240,6 +260,7 @@ class MujocoGoalEnv(gym.Env):
     def render_pixels(self) -> np.ndarray:
         """Render the task camera: uint8 ``[H, W, 3]``."""
         if self._renderer is None:
+            claim_gl(self.task_id)
             self._renderer = mujoco.Renderer(self.model, self.height, self.width)
             close_at_exit(self)
         self._renderer.update_scene(self.data, camera=self.camera)

@@ -34,7 +34,7 @@ from gymnasium import spaces
 
 from jepa_world.envs.coordinates import StateCoordinates, default_coordinates
 from jepa_world.envs.exploration import make_policy
-from jepa_world.envs.goal_env import close_at_exit
+from jepa_world.envs.goal_env import claim_gl, close_at_exit
 from jepa_world.envs.protocol import EvalProtocol
 from jepa_world.envs.rendering import import_mujoco
 from jepa_world.errors import ConfigError
@@ -255,6 +255,8 @@ class GoalImageEnv(gym.Env):
 
     def render_pixels(self) -> np.ndarray:
         """The env's frame, checked: uint8 ``[H, W, 3]``."""
+        if not self._rendered:
+            claim_gl(self.task_id)
         frame = self._check_frame(self.env.render())
         if not self._rendered:
             close_at_exit(self)  # its renderer must go before MuJoCo's exit hook

@@ -29,7 +29,8 @@ from torch import nn
 
 from jepa_world.checkpoints import CheckpointError, load_model, load_pretrained, load_strict
 from jepa_world.checkpoints import save_model as _save_model
-from jepa_world.hf_vjepa2 import HF_FORMAT
+from jepa_world.checkpoints.hf import HF_FORMAT
+from jepa_world.checkpoints.official import OVERRIDES as OFFICIAL_OVERRIDES
 from jepa_world.models.ac_predictor import ACPredictor
 from jepa_world.models.inputs import IMAGENET_MEAN, IMAGENET_STD
 from jepa_world.models.pooling import build_pooler
@@ -41,7 +42,6 @@ from jepa_world.models.presets import (
     build_predictor,
     config_from_dict,
 )
-from jepa_world.official import OVERRIDES as OFFICIAL_OVERRIDES
 from jepa_world.world_model_config import COST_KINDS, FORMAT, Prediction, WorldModelConfig
 
 __all__ = ["Prediction", "WorldModel", "WorldModelConfig", "shipped_model_dir"]

@@ -332,3 +332,41 @@ def test_gymnasium_robotics_point_maze_through_its_config():
         assert oracle(torch.zeros(1, 3, 4, 2, dtype=torch.float64)).shape == (1, 3)
     finally:
         env.close()
+
+
+ASYNC_AFTER_RENDER = """
+import gymnasium as gym
+import jepa_world
+
+def main():
+    env = gym.make("jepa_world/Reach-v0", image_size=16)
+    env.reset(seed=0)  # the parent renders: a GL context exists before the workers fork
+    vec = gym.make_vec("jepa_world/Reach-v0", num_envs=2, vectorization_mode="async",
+                       image_size=16)
+    try:
+        vec.reset(seed=0)
+        print("reset returned")
+    except RuntimeError as err:
+        print("refused:", err)
+    finally:
+        vec.close()
+    vec = gym.make_vec("jepa_world/Reach-v0", num_envs=2, vectorization_mode="async",
+                       image_size=16, vector_kwargs={"context": "forkserver"})
+    print("forkserver:", vec.reset(seed=0)[0]["pixels"].shape)
+    vec.close()
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.mark.slow
+def test_async_vector_envs_forked_after_rendering_fail_with_a_message(tmp_path):
+    script = tmp_path / "async_after_render.py"
+    script.write_text(ASYNC_AFTER_RENDER)
+    proc = subprocess.run([PYTHON, str(script)], env=dict(python_env(), OMP_NUM_THREADS="1"),
+                          capture_output=True, text=True, timeout=120)  # it used to hang
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "refused: jepa_world/Reach-v0: this process was forked after its parent had " \
+           "rendered" in proc.stdout and "context': 'forkserver'" in proc.stdout
+    assert "forkserver: (2, 16, 16, 3)" in proc.stdout

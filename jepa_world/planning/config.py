@@ -13,8 +13,7 @@ from jepa_world.planning.agents import AGENTS
 from jepa_world.planning.objectives import REDUCTIONS
 from jepa_world.planning.visualize import VIDEO_FORMATS
 from jepa_world.world_model import shipped_model_dir
-
-COSTS = ("l1", "l2")
+from jepa_world.world_model_config import COST_KINDS
 
 
 @dataclass
@@ -82,7 +81,7 @@ class PlanConfig:
         check(self.proprio_weight >= 0, "proprio_weight",
               f"must be >= 0, got {self.proprio_weight}")
         self.proprio_dims = [int(d) for d in self.proprio_dims]
-        check_choice(self.cost, COSTS, "cost")
+        check_choice(self.cost, COST_KINDS, "cost")
         check_choice(self.reduce, REDUCTIONS, "reduce")
         check_choice(self.video_format, VIDEO_FORMATS, "video_format")
         check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),

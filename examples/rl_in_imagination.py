@@ -1,10 +1,11 @@
-"""Train a goal-conditioned SAC policy ONLY in the world model's imagination, then evaluate it in
-the real env under the fixed protocol, beside MPC with the same model and random actions.
+"""Train a goal-conditioned policy (PPO or SAC) ONLY in the world model's imagination, then
+evaluate it in the real env under the fixed protocol, beside MPC with the same model and random
+actions.
 
     pip install 'jepa_world[rl]'
     python -m jepa_world.collect env=reach                     # the dataset starts come from
-    python examples/sac_in_imagination.py [--model reach] [--data data/reach_64px]
-        [--timesteps 200000] [--envs 64] [--episodes 50] [--out runs/sac_reach]
+    python examples/rl_in_imagination.py [--model reach] [--data data/reach_64px]
+        [--timesteps 200000] [--envs 64] [--episodes 50] [--out runs/rl_reach]
 
 The policy never sees the simulator while it learns: episodes start from real observation
 histories of the dataset (the goal a frame 25 env steps later in the same episode), every step
@@ -45,20 +46,22 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="reach", help="world-model folder or shipped name")
     p.add_argument("--data", default="data/reach_64px", help="dataset the starts come from")
-    p.add_argument("--timesteps", type=int, default=200_000, help="imagined transitions")
-    p.add_argument("--envs", type=int, default=64, help="imagined episodes stepped together")
+    p.add_argument("--algo", choices=("ppo", "sac"), default="ppo")
+    p.add_argument("--timesteps", type=int, default=600_000, help="imagined transitions")
+    p.add_argument("--train-seed", type=int, default=0, help="seeds the learner and the starts")
+    p.add_argument("--envs", type=int, default=256, help="imagined episodes stepped together")
     p.add_argument("--gradient-steps", type=int, default=16, help="SAC updates per env step")
     p.add_argument("--bonus", type=float, default=1.0, help="learned success bonus")
     p.add_argument("--episodes", type=int, default=50, help="real evaluation episodes")
     p.add_argument("--seed", type=int, default=1000, help="first evaluation episode's seed")
     p.add_argument("--skip-mpc", action="store_true", help="evaluate the policy and random only")
-    p.add_argument("--out", default="runs/sac_reach")
+    p.add_argument("--out", default="runs/rl_reach")
     p.add_argument("--threads", type=int, default=0)
     return p.parse_args()
 
 
 def train(model: WorldModel, args: argparse.Namespace, space: gym.spaces.Box):
-    from stable_baselines3 import SAC
+    from stable_baselines3 import PPO, SAC
 
     protocol = EvalProtocol()
     train_ids, _ = split_episodes(args.data, 0.1)
@@ -69,16 +72,20 @@ def train(model: WorldModel, args: argparse.Namespace, space: gym.spaces.Box):
     dream = ImaginationVectorEnv(model, starts, args.envs, space, reward=reward,
                                  budget=protocol.step_budget // protocol.action_repeat,
                                  terminate_on_success=True)
-    agent = SAC("MultiInputPolicy", sb3_vec_env(dream), learning_starts=2_000,
-                batch_size=256, gradient_steps=args.gradient_steps, gamma=0.95,
-                policy_kwargs={"net_arch": [256, 256]}, seed=0, device="cpu", verbose=0,
-                tensorboard_log=str(Path(args.out) / "tb"))
+    common = dict(policy_kwargs={"net_arch": [256, 256]}, seed=args.train_seed, device="cpu",
+                  verbose=0, gamma=0.95, tensorboard_log=str(Path(args.out) / "tb"))
+    if args.algo == "ppo":
+        agent = PPO("MultiInputPolicy", sb3_vec_env(dream), n_steps=20, batch_size=1024,
+                    n_epochs=5, learning_rate=3e-4, ent_coef=0.0, **common)
+    else:
+        agent = SAC("MultiInputPolicy", sb3_vec_env(dream), learning_starts=2_000,
+                    batch_size=256, gradient_steps=args.gradient_steps, **common)
     started = time.perf_counter()
     agent.learn(args.timesteps, progress_bar=False)
     return agent, time.perf_counter() - started
 
 
-class Sac:
+class Learned:
     def __init__(self, agent) -> None:
         self.agent = agent
 
@@ -89,7 +96,7 @@ class Sac:
         return self.agent.predict(obs, deterministic=True)[0]
 
 
-class Random(Sac):
+class Random(Learned):
     def __init__(self, seed: int = 0) -> None:
         self.rng = np.random.default_rng(seed)
 
@@ -97,7 +104,7 @@ class Random(Sac):
         return self.rng.uniform(-1, 1, 2).astype(np.float32)
 
 
-class Mpc(Sac):
+class Mpc(Learned):
     """The plan command's planner (configs/planner/cem.yaml), through the policy interface."""
 
     def __init__(self, model: WorldModel, space: gym.spaces.Box) -> None:
@@ -111,7 +118,7 @@ class Mpc(Sac):
         return self.policy.act(raw)
 
 
-def evaluate(agent: Sac, model: WorldModel, args: argparse.Namespace) -> dict:
+def evaluate(agent: Learned, model: WorldModel, args: argparse.Namespace) -> dict:
     """Real episodes ``seed .. seed + episodes - 1`` under the protocol; success at any step."""
     env = LatentObservation(ActionRepeat(gym.make("jepa_world/Reach-v0", image_size=64),
                                          model.config.frameskip), model)
@@ -140,9 +147,10 @@ def main() -> None:
     space = gym.spaces.Box(-1.0, 1.0, (model.config.action_dim,), np.float32)
     agent, seconds = train(model, args, space)
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    agent.save(str(Path(args.out) / "sac_policy"))
-    results = {"train_seconds": seconds, "timesteps": args.timesteps, "envs": args.envs}
-    agents = {"sac": Sac(agent), "random": Random()}
+    agent.save(str(Path(args.out) / f"{args.algo}_policy"))
+    results = {"algo": args.algo, "train_seconds": seconds, "timesteps": args.timesteps,
+               "envs": args.envs, "train_seed": args.train_seed}
+    agents = {args.algo: Learned(agent), "random": Random()}
     if not args.skip_mpc:
         agents["mpc"] = Mpc(model, space)
     for name, policy in agents.items():
@@ -150,7 +158,7 @@ def main() -> None:
         lo, hi = r["ci95"]
         print(f"{name}: {r['successes']}/{r['episodes']} ({r['success_rate']:.0%}, 95% CI "
               f"{lo:.2f}-{hi:.2f}), {r['seconds']:.0f} s")
-    print(f"SAC trained on {args.timesteps} imagined transitions in {seconds:.0f} s")
+    print(f"{args.algo} trained on {args.timesteps} imagined transitions in {seconds:.0f} s")
     (Path(args.out) / "results.json").write_text(json.dumps(results, indent=1))
 
 
