@@ -195,6 +195,18 @@ class Planner:
         init = init.detach().to(device=self.bounds.device, dtype=self.bounds.dtype)
         return self.bounds.clamp(init)
 
+    def _draw(self, mean: torch.Tensor, std: torch.Tensor, samples: int, keep_mean: bool,
+              generator: torch.Generator | None) -> torch.Tensor:
+        """Gaussian candidates ``[B, S, H, A]`` around ``mean [B, H, A]`` (``std`` broadcasts to
+        it), clamped into the bounds; with ``keep_mean`` the mean itself is candidate 0."""
+        drawn = samples - 1 if keep_mean else samples
+        noise = torch.randn((mean.shape[0], drawn, *mean.shape[1:]), generator=generator,
+                            device=mean.device, dtype=mean.dtype)
+        candidates = self.bounds.clamp(mean[:, None] + std.expand_as(mean)[:, None] * noise)
+        if keep_mean:
+            candidates = torch.cat([self.bounds.clamp(mean)[:, None], candidates], dim=1)
+        return candidates
+
     def _evaluate(self, objective: Objective, actions: torch.Tensor,
                   stats: dict[str, int]) -> torch.Tensor:
         """Score ``[B, S, H, A]`` candidates -> ``[B, S]`` costs, NaN counted as +inf.

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import torch
 
 from jepa_world.planners.base import (
-    ActionBounds,
     Objective,
     Planner,
     PlanResult,
@@ -63,8 +62,7 @@ class CEMPlanner(Planner):
 
     name = "cem"
 
-    def __init__(self, config: CEMConfig, bounds: ActionBounds) -> None:
-        super().__init__(config, bounds)
+    config: CEMConfig
 
     def plan(self, objective: Objective, batch_size: int, init: torch.Tensor | None = None,
              generator: torch.Generator | None = None) -> PlanResult:
@@ -75,13 +73,8 @@ class CEMPlanner(Planner):
         best_actions, best_cost = mean.clone(), mean.new_full((batch_size,), math.inf)
         stats, history = new_stats(), []
         batch = torch.arange(batch_size, device=mean.device)[:, None]
-        drawn = c.samples - 1 if c.keep_mean else c.samples
         for _ in range(c.iterations):
-            noise = torch.randn((batch_size, drawn, *mean.shape[1:]), generator=generator,
-                                device=mean.device, dtype=mean.dtype)
-            candidates = bounds.clamp(mean[:, None] + std[:, None] * noise)   # [B, S, H, A]
-            if c.keep_mean:
-                candidates = torch.cat([bounds.clamp(mean)[:, None], candidates], dim=1)
+            candidates = self._draw(mean, std, c.samples, c.keep_mean, generator)  # [B,S,H,A]
             costs = self._evaluate(objective, candidates, stats)             # [B, S]
             best_actions, best_cost = keep_best(best_actions, best_cost, candidates, costs)
             history.append(best_cost.clone())

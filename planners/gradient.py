@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import torch
 
 from jepa_world.planners.base import (
-    ActionBounds,
     Objective,
     Planner,
     PlanResult,
@@ -66,8 +65,7 @@ class GradientPlanner(Planner):
 
     name = "gradient"
 
-    def __init__(self, config: GradientConfig, bounds: ActionBounds) -> None:
-        super().__init__(config, bounds)
+    config: GradientConfig
 
     def _actions(self, u: torch.Tensor) -> torch.Tensor:
         return self.bounds.center + self.bounds.half_range * torch.tanh(u)

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import torch
 
 from jepa_world.planners.base import (
-    ActionBounds,
     Objective,
     Planner,
     PlanResult,
@@ -58,8 +57,7 @@ class MPPIPlanner(Planner):
 
     name = "mppi"
 
-    def __init__(self, config: MPPIConfig, bounds: ActionBounds) -> None:
-        super().__init__(config, bounds)
+    config: MPPIConfig
 
     def plan(self, objective: Objective, batch_size: int, init: torch.Tensor | None = None,
              generator: torch.Generator | None = None) -> PlanResult:
@@ -68,13 +66,8 @@ class MPPIPlanner(Planner):
         std = c.noise_std * bounds.half_range
         best_actions, best_cost = mean.clone(), mean.new_full((batch_size,), math.inf)
         stats, history = new_stats(), []
-        drawn = c.samples - 1 if c.keep_mean else c.samples
         for _ in range(c.iterations):
-            noise = torch.randn((batch_size, drawn, *mean.shape[1:]), generator=generator,
-                                device=mean.device, dtype=mean.dtype)
-            candidates = bounds.clamp(mean[:, None] + std * noise)             # [B, S, H, A]
-            if c.keep_mean:
-                candidates = torch.cat([bounds.clamp(mean)[:, None], candidates], dim=1)
+            candidates = self._draw(mean, std, c.samples, c.keep_mean, generator)  # [B,S,H,A]
             costs = self._evaluate(objective, candidates, stats)             # [B, S]
             best_actions, best_cost = keep_best(best_actions, best_cost, candidates, costs)
             history.append(best_cost.clone())

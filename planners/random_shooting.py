@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import torch
 
 from jepa_world.planners.base import (
-    ActionBounds,
     Objective,
     Planner,
     PlanResult,
@@ -35,8 +34,7 @@ class RandomPlanner(Planner):
 
     name = "random"
 
-    def __init__(self, config: RandomConfig, bounds: ActionBounds) -> None:
-        super().__init__(config, bounds)
+    config: RandomConfig
 
     def plan(self, objective: Objective, batch_size: int, init: torch.Tensor | None = None,
              generator: torch.Generator | None = None) -> PlanResult:

@@ -12,6 +12,7 @@ An agent is told about every executed planner action (``observe``) and hands out
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -20,8 +21,6 @@ from einops import repeat
 
 from jepa_world.planning.objectives import LatentObjective
 from jepa_world.world_model import WorldModel
-
-AGENTS = ("world_model", "oracle", "random")
 
 
 class Agent(Protocol):
@@ -32,6 +31,19 @@ class Agent(Protocol):
     def observe(self, obs: dict[str, np.ndarray], action: np.ndarray) -> None: ...
 
     def objective(self) -> Any: ...
+
+
+@dataclass
+class AgentSettings:
+    """What the plan command tells every agent; each takes the fields it needs."""
+
+    model: WorldModel | None = None
+    cost: str = "l1"
+    reduce: str = "sum"
+    chunk_size: int = 1024
+    proprio_weight: float = 0.0
+    proprio_dims: list[int] | None = None
+    action_repeat: int = 5
 
 
 class WorldModelAgent:
@@ -53,6 +65,13 @@ class WorldModelAgent:
         self.device = model.pixel_mean.device
         self.dtype = model.pixel_mean.dtype
         self.latents = self.goal = self.actions = self.proprio = None
+
+    @classmethod
+    def build(cls, s: AgentSettings) -> WorldModelAgent:
+        if s.model is None:
+            raise ValueError("the world_model agent needs a world model")
+        return cls(s.model, cost=s.cost, reduce=s.reduce, chunk_size=s.chunk_size,
+                   proprio_weight=s.proprio_weight, proprio_dims=s.proprio_dims)
 
     def encode_frames(self, pixels: np.ndarray) -> torch.Tensor:
         """Frames ``[M, H, W, 3]`` uint8 -> latents ``[M, N, D]`` (one encoder call)."""
@@ -107,6 +126,10 @@ class OracleAgent:
         self.action_repeat, self.reduce = action_repeat, reduce
         self.env = None
 
+    @classmethod
+    def build(cls, s: AgentSettings) -> OracleAgent:
+        return cls(s.action_repeat, reduce=s.reduce)
+
     def reset(self, env: Any, obs: dict[str, np.ndarray]) -> None:
         self.env = env
 
@@ -125,6 +148,10 @@ class BlindAgent:
 
     name = "random"
 
+    @classmethod
+    def build(cls, s: AgentSettings) -> BlindAgent:
+        return cls()
+
     def reset(self, env: Any, obs: dict[str, np.ndarray]) -> None:
         pass
 
@@ -135,4 +162,7 @@ class BlindAgent:
         return lambda actions: actions.new_zeros(actions.shape[:2])
 
 
-__all__ = ["AGENTS", "Agent", "BlindAgent", "OracleAgent", "WorldModelAgent"]
+#: The plan command's agents by name (``agents=[...]``): ``AGENTS[name].build(settings)``.
+AGENTS = {"world_model": WorldModelAgent, "oracle": OracleAgent, "random": BlindAgent}
+
+__all__ = ["AGENTS", "Agent", "AgentSettings", "BlindAgent", "OracleAgent", "WorldModelAgent"]

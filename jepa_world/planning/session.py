@@ -16,10 +16,15 @@ from jepa_world.devices import resolve_device
 from jepa_world.errors import ConfigError
 from jepa_world.models.positions import as_pair
 from jepa_world.planners import ActionBounds, make_planner
-from jepa_world.planning.agents import BlindAgent, OracleAgent, WorldModelAgent
+from jepa_world.planning.agents import AGENTS, AgentSettings, WorldModelAgent
 from jepa_world.planning.config import PlanConfig
 from jepa_world.planning.evaluate import AgentSummary, evaluate
-from jepa_world.planning.visualize import build_frame_bank, episode_panels, write_video
+from jepa_world.planning.visualize import (
+    FrameBank,
+    build_frame_bank,
+    episode_panels,
+    write_video,
+)
 from jepa_world.world_model import WorldModel
 
 SUMMARY_FILE = "summary.json"
@@ -61,70 +66,75 @@ def plan_episodes(cfg: PlanConfig) -> dict[str, Any]:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.output_dir or f"outputs/plan/{time.strftime('%Y-%m-%d_%H-%M-%S')}")
     device = resolve_device(cfg.device)
-    import jepa_world.envs  # noqa: F401  (registers the envs)
-
     model = load_world_model(cfg, device) if "world_model" in cfg.agents else None
     env = cfg.env.make(max_episode_steps=cfg.step_budget)
     if "oracle" in cfg.agents and getattr(env.unwrapped, "model", None) is None:
         env.close()
         raise ConfigError(f"agents: the oracle plans with the env's MuJoCo simulator, and "
                           f"{cfg.env.task_id} has none; drop oracle from agents")
-    bounds = ActionBounds.from_space(env.action_space, device=device)
-    seeds = list(range(cfg.seed, cfg.seed + cfg.episodes))
+    settings = AgentSettings(model, cfg.cost, cfg.reduce, cfg.chunk_size, cfg.proprio_weight,
+                             cfg.proprio_dims, cfg.action_repeat)
     writer = _writer(out / "tb") if cfg.tensorboard else None
-    bank = None
-    summaries: dict[str, AgentSummary] = {}
     out.mkdir(parents=True, exist_ok=True)
+    summaries: dict[str, AgentSummary] = {}
     try:
         for name in cfg.agents:
-            agent: Any
-            if name == "world_model":
-                agent = WorldModelAgent(model, cost=cfg.cost, reduce=cfg.reduce,
-                                        chunk_size=cfg.chunk_size,
-                                        proprio_weight=cfg.proprio_weight,
-                                        proprio_dims=cfg.proprio_dims)
-                if cfg.videos and bank is None:
-                    bank_env = cfg.env.make()
-                    try:
-                        bank = build_frame_bank(bank_env, agent.encode_frames)
-                    finally:
-                        bank_env.close()
-            elif name == "oracle":
-                agent = OracleAgent(cfg.action_repeat, reduce=cfg.reduce)
-            else:
-                agent = BlindAgent()
-            planner_name = "random" if name == "random" else cfg.planner_name
-            fields = {"horizon": cfg.planner.get("horizon", 5)} if name == "random" \
-                else cfg.planner_fields
-            planner = make_planner(planner_name, bounds, **fields)
-
-            def on_episode(i, result, name=name, bank=bank):
-                if writer is not None:
-                    writer.add_scalar(f"{name}/success", float(result.success), i)
-                    writer.add_scalar(f"{name}/steps", result.steps, i)
-                    writer.add_scalar(f"{name}/final_error", result.final_error, i)
-                if result.frames:
-                    panels = episode_panels(result, bank if name == "world_model" else None,
-                                            cfg.action_repeat)
-                    write_video(out / "videos" / f"{name}_seed{result.seed}.{cfg.video_format}",
-                                panels)
-
-            summary = evaluate(env, agent, planner, seeds, cfg.action_repeat, cfg.step_budget,
-                               replan_every=cfg.replan_every, warm_start=cfg.warm_start,
-                               planner_seed=0, record=lambda i: i < cfg.videos,
-                               on_episode=on_episode, progress=cfg.progress,
-                               planner_name=planner_name)
-            summaries[name] = summary
-            if writer is not None:
-                writer.add_scalar(f"{name}/success_rate", summary.success_rate, 0)
-                writer.add_scalar(f"{name}/plan_seconds_median", summary.plan_seconds_median, 0)
+            agent = AGENTS[name].build(settings)
+            bank = _frame_bank(cfg, agent) if name == "world_model" and cfg.videos else None
+            summaries[name] = _evaluate_agent(cfg, env, name, agent, bank, writer, out, device)
     finally:
         env.close()
         if writer is not None:
             writer.close()
+    report = _report(cfg, summaries, model is not None, device)
+    atomic_write_text(out / SUMMARY_FILE, json.dumps(report, indent=1))
+    report["output_dir"] = str(out)
+    return report
+
+
+def _frame_bank(cfg: PlanConfig, agent: WorldModelAgent) -> FrameBank:
+    """Exploration frames the videos show as the nearest to what the model imagines."""
+    env = cfg.env.make()
+    try:
+        return build_frame_bank(env, agent.encode_frames)
+    finally:
+        env.close()
+
+
+def _evaluate_agent(cfg: PlanConfig, env: Any, name: str, agent: Any, bank: FrameBank | None,
+                    writer: Any, out: Path, device: torch.device) -> AgentSummary:
+    """Every seeded episode of one agent (random actions for ``random``), logged and filmed."""
+    planner_name = "random" if name == "random" else cfg.planner_name
+    fields = {"horizon": cfg.planner.get("horizon", 5)} if name == "random" \
+        else cfg.planner_fields
+    planner = make_planner(planner_name, ActionBounds.from_space(env.action_space, device=device),
+                           **fields)
+
+    def on_episode(i: int, result: Any) -> None:
+        if writer is not None:
+            writer.add_scalar(f"{name}/success", float(result.success), i)
+            writer.add_scalar(f"{name}/steps", result.steps, i)
+            writer.add_scalar(f"{name}/final_error", result.final_error, i)
+        if result.frames:
+            write_video(out / "videos" / f"{name}_seed{result.seed}.{cfg.video_format}",
+                        episode_panels(result, bank, cfg.action_repeat))
+
+    seeds = list(range(cfg.seed, cfg.seed + cfg.episodes))
+    summary = evaluate(env, agent, planner, seeds, cfg.action_repeat, cfg.step_budget,
+                       replan_every=cfg.replan_every, warm_start=cfg.warm_start, planner_seed=0,
+                       record=lambda i: i < cfg.videos, on_episode=on_episode,
+                       progress=cfg.progress, planner_name=planner_name)
+    if writer is not None:
+        writer.add_scalar(f"{name}/success_rate", summary.success_rate, 0)
+        writer.add_scalar(f"{name}/plan_seconds_median", summary.plan_seconds_median, 0)
+    return summary
+
+
+def _report(cfg: PlanConfig, summaries: dict[str, AgentSummary], used_model: bool,
+            device: torch.device) -> dict[str, Any]:
     first = summaries[cfg.agents[0]]
-    report = {
-        "env": cfg.env.task_id, "model": str(cfg.model_dir) if model is not None else None,
+    return {
+        "env": cfg.env.task_id, "model": str(cfg.model_dir) if used_model else None,
         "planner": cfg.planner, "protocol": cfg.protocol(),
         # the first agent's numbers at the top level (the headline), all agents below
         "agent": first.agent, "success_rate": first.success_rate,
@@ -135,9 +145,6 @@ def plan_episodes(cfg: PlanConfig) -> dict[str, Any]:
         "agents": {k: v.to_dict() for k, v in summaries.items()},
         "device": str(device), "torch_threads": torch.get_num_threads(),
     }
-    atomic_write_text(out / SUMMARY_FILE, json.dumps(report, indent=1))
-    report["output_dir"] = str(out)
-    return report
 
 
 def format_table(report: dict[str, Any]) -> str:
