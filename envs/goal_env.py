@@ -83,6 +83,20 @@ def as_hw(image_size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     return h, w
 
 
+def place_reachable_goal(task: Any, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``(goal vector, goal frame)``: where the exploration policy takes the task
+    ``goal_offset`` steps from now (its actions kept in ``task.goal_actions``); the simulator
+    is then rewound to now through its full physics state."""
+    start = task.get_sim_state()
+    policy = make_policy(task.goal_policy, task.action_space.low, task.action_space.high, rng)
+    for t in range(task.goal_offset):
+        task.goal_actions[t] = policy()
+        task._simulate(task.goal_actions[t])
+    goal, frame = task._achieved_goal().astype(np.float32), task.render_pixels()
+    task.set_sim_state(start)
+    return goal, frame
+
+
 class MujocoGoalEnv(gym.Env):
     """Base class of goal-image MuJoCo tasks; see the module docstring for the contract."""
 
@@ -179,17 +193,7 @@ class MujocoGoalEnv(gym.Env):
         qpos, qvel = self._sample_initial_state(self.np_random)
         self.data.qpos[:], self.data.qvel[:] = qpos, qvel
         mujoco.mj_forward(self.model, self.data)
-        start = self.get_sim_state()
-
-        # Reachable goal: where the exploration policy takes the system goal_offset steps on.
-        policy = make_policy(self.goal_policy, self.action_space.low, self.action_space.high,
-                             self.np_random)
-        for t in range(self.goal_offset):
-            self.goal_actions[t] = policy()
-            self._simulate(self.goal_actions[t])
-        self._goal = self._achieved_goal().astype(np.float32)
-        self._goal_pixels = self.render_pixels()
-        self.set_sim_state(start)
+        self._goal, self._goal_pixels = place_reachable_goal(self, self.np_random)
         obs = self._observation()
         return obs, self._info(obs)
 

@@ -33,8 +33,7 @@ import numpy as np
 from gymnasium import spaces
 
 from jepa_world.envs.coordinates import StateCoordinates, default_coordinates
-from jepa_world.envs.exploration import make_policy
-from jepa_world.envs.goal_env import claim_gl, close_at_exit
+from jepa_world.envs.goal_env import claim_gl, close_at_exit, place_reachable_goal
 from jepa_world.envs.protocol import EvalProtocol
 from jepa_world.envs.rendering import import_mujoco
 from jepa_world.errors import ConfigError
@@ -184,7 +183,7 @@ class GoalImageEnv(gym.Env):
             goal, frame = self.goal_sampler(self, self._rng)
             self._goal, self._goal_pixels = np.asarray(goal, np.float32), self._check_frame(frame)
         else:
-            self._simulate_goal()
+            self._goal, self._goal_pixels = place_reachable_goal(self, self._rng)
         obs = self._observation()
         return obs, {**inner_info, **self._info(obs)}
 
@@ -268,17 +267,6 @@ class GoalImageEnv(gym.Env):
         self.env.unwrapped.step(np.asarray(action, np.float32))
 
     # ------------------------------------------------------------------------------ internals
-    def _simulate_goal(self) -> None:
-        start = self.get_sim_state()
-        policy = make_policy(self.goal_policy, self.action_space.low, self.action_space.high,
-                             self._rng)
-        for t in range(self.goal_offset):
-            self.goal_actions[t] = policy()
-            self._simulate(self.goal_actions[t])
-        self._goal = self._achieved_goal().astype(np.float32)
-        self._goal_pixels = self.render_pixels()
-        self.set_sim_state(start)
-
     def _achieved_goal(self) -> np.ndarray:
         if self.goal_fn is not None:
             return np.asarray(self.goal_fn(self), np.float32)
