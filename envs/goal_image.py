@@ -280,11 +280,17 @@ class GoalImageEnv(gym.Env):
         return np.asarray(inner_obs, np.float32)[self.proprio_index]
 
     def _check_frame(self, frame: Any) -> np.ndarray:
+        """A uint8 ``[H, W, 3]`` frame; one of another size is resized (bilinear), for envs
+        whose render size cannot be set."""
         frame = np.asarray(frame)
-        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ConfigError(f"env {self.task_id}: rendered a {frame.dtype} frame of shape "
-                              f"{list(frame.shape)}, expected uint8 [{self.height}, {self.width}, "
-                              f"3]; set its width / height (or image_size) to match")
+                              f"{list(frame.shape)}, expected uint8 [H, W, 3] RGB")
+        if frame.shape[:2] != (self.height, self.width):
+            from PIL import Image
+
+            frame = np.asarray(Image.fromarray(frame).resize((self.width, self.height),
+                                                             Image.BILINEAR))
         return frame.copy()
 
     def _observation(self) -> dict[str, np.ndarray]:
@@ -305,17 +311,22 @@ def make_goal_image_env(env_id: str, env_kwargs: dict[str, Any] | None = None,
                         image_size: int = 64, **adapter: Any) -> GoalImageEnv:
     """Entry point of ``jepa_world/GoalImage-v0``: make ``env_id`` (``module:Name-v0`` imports
     the module first) rendering ``image_size`` frames, without its own time limit, and wrap it."""
-    kwargs = dict(env_kwargs or {})
-    kwargs.setdefault("render_mode", "rgb_array")
-    kwargs.setdefault("width", image_size)
-    kwargs.setdefault("height", image_size)
+    given = dict(env_kwargs or {})
+    sized = {"render_mode": "rgb_array", "width": image_size, "height": image_size, **given}
     try:
-        inner = gym.make(env_id, max_episode_steps=-1, disable_env_checker=True, **kwargs)
+        try:
+            inner = gym.make(env_id, max_episode_steps=-1, disable_env_checker=True, **sized)
+        except TypeError as err:
+            if "width" not in str(err) and "height" not in str(err):
+                raise
+            # an env whose render size is fixed: its frames are resized instead
+            inner = gym.make(env_id, max_episode_steps=-1, disable_env_checker=True,
+                             **{"render_mode": "rgb_array", **given})
     except gym.error.Error as err:
         raise ConfigError(f"env.id: cannot make {env_id!r}: {err}") from err
     except TypeError as err:
         raise ConfigError(f"env.kwargs: {env_id} does not take these arguments "
-                          f"({', '.join(kwargs)}): {err}") from err
+                          f"({', '.join(given) or 'none given'}): {err}") from err
     try:
         return GoalImageEnv(inner, image_size=image_size, **adapter)
     except Exception:

@@ -198,8 +198,13 @@ def test_bad_envs_fail_with_one_clear_error():
     with pytest.raises(ConfigError, match="success_fn raised ZeroDivisionError"):
         env.reset(seed=0)
     env.close()
-    with pytest.raises(ConfigError, match="rendered a uint8 frame of shape"):
-        reacher(image_size=40).reset(seed=0)
+    big = reacher(image_size=40)  # Reacher renders 32 px here: frames are resized to 40
+    assert big.reset(seed=0)[0]["pixels"].shape == (40, 40, 3)
+    big.close()
+    flat = GoalImageEnv(_Blind(), image_size=16, goal_fn=lambda e: e.env.pos,
+                        goal_sampler=lambda e, rng: (np.zeros(2), np.zeros((16, 16), np.uint8)))
+    with pytest.raises(ConfigError, match=r"rendered a uint8 frame of shape \[16, 16\]"):
+        flat.reset(seed=0)
 
 
 def test_an_env_without_a_simulator_works_with_a_goal_sampler():
