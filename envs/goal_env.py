@@ -106,11 +106,13 @@ class MujocoGoalEnv(gym.Env):
     xml_file: str = ""
     #: Camera name in the MJCF.
     camera: str = "top"
+    #: Physics steps per env step when the constructor is given none.
+    default_frame_skip: int = 2
 
     def __init__(
         self,
         image_size: int | tuple[int, int] = 64,
-        frame_skip: int = 2,
+        frame_skip: int | None = None,
         goal_offset: int = EvalProtocol.goal_offset,
         success_tolerance: float = EvalProtocol.success_tolerance,
         terminate_on_success: bool = True,
@@ -119,6 +121,7 @@ class MujocoGoalEnv(gym.Env):
     ):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be 'rgb_array' or None, got {render_mode!r}")
+        frame_skip = self.default_frame_skip if frame_skip is None else frame_skip
         if frame_skip < 1 or goal_offset < 1 or success_tolerance <= 0:
             raise ValueError("frame_skip and goal_offset must be >= 1, success_tolerance > 0")
         self.height, self.width = as_hw(image_size)
@@ -161,6 +164,12 @@ class MujocoGoalEnv(gym.Env):
         """Return ``(qpos, qvel)`` of a random start state."""
         raise NotImplementedError
 
+    def _place_goal(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The episode's ``(goal vector, goal frame)`` from the start state just set; filling
+        :attr:`goal_actions` with actions that reach it (default: the exploration policy's
+        ``goal_offset`` steps, :func:`place_reachable_goal`)."""
+        return place_reachable_goal(self, rng)
+
     def goal_from_qpos(self, qpos: np.ndarray) -> np.ndarray:
         """Goal vectors ``[..., G]`` of joint positions ``[..., nq]`` (vectorised; simulator
         oracles apply it to whole batches of rolled-out states)."""
@@ -193,7 +202,7 @@ class MujocoGoalEnv(gym.Env):
         qpos, qvel = self._sample_initial_state(self.np_random)
         self.data.qpos[:], self.data.qvel[:] = qpos, qvel
         mujoco.mj_forward(self.model, self.data)
-        self._goal, self._goal_pixels = place_reachable_goal(self, self.np_random)
+        self._goal, self._goal_pixels = self._place_goal(self.np_random)
         obs = self._observation()
         return obs, self._info(obs)
 

@@ -26,7 +26,8 @@ def test_collect_command(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["env=pusht"], "error: unknown env 'pusht'; known: gym, pointmaze, reach, reacher"),
+    (["env=pusht"],
+     "error: unknown env 'pusht'; known: gym, maze, pointmaze, reach, reacher, tworoom"),
     (["policy=brownian"], "error: unknown policy 'brownian'; known: correlated, uniform"),
     (["episodes=-3"], "error: episodes: must be >= 1, got -3"),
     (["env.name=jepa_world/Nope-v0"], "error: env.name: unknown env 'jepa_world/Nope-v0'"),

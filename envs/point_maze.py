@@ -1,0 +1,38 @@
+"""``jepa_world/PointMaze-v0``: a U-maze; start in one arm, goal in the other.
+
+A bar from the west wall to ``x = 0.4`` along ``y = 0`` makes a U open on the east side.
+Starts and goals are drawn west of ``x = 0.2`` in opposite arms, so the straight line crosses
+the bar and every plan must go around its east end. See :mod:`jepa_world.envs.point_mass` for
+the observations, actions and how goals are drawn.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jepa_world.envs.point_mass import ARENA, CLEARANCE, PointMassEnv
+
+_BAR_HALF_WIDTH = 0.07
+_ARM_X = (-ARENA + CLEARANCE, 0.2)
+_ARM_Y = (_BAR_HALF_WIDTH + CLEARANCE, ARENA - CLEARANCE)
+
+
+def arm(side: int) -> tuple[float, float, float, float]:
+    """The box of the arm at ``side`` (-1 south, +1 north) where starts and goals are drawn."""
+    y0, y1 = sorted(side * y for y in _ARM_Y)
+    return *_ARM_X, y0, y1
+
+
+class PointMazeEnv(PointMassEnv):
+    """A U-maze; the goal is always in the arm the agent does not start in."""
+
+    xml_file = "point_maze.xml"
+    TURN_X, TURN_Y = 0.72, 0.45  #: the waypoints round the bar's east end
+
+    def _regions(self, side):
+        return arm(side), arm(-side)
+
+    def waypoints(self, start, goal):
+        side = 1.0 if start[1] > 0 else -1.0
+        return [np.array([self.TURN_X, side * self.TURN_Y]),
+                np.array([self.TURN_X, -side * self.TURN_Y]), np.asarray(goal, float)]

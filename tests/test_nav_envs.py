@@ -1,0 +1,114 @@
+"""Every registered jepa_world task (parametrised, as Gymnasium tests its MuJoCo envs), and the
+navigation tasks' own contract: start and goal on opposite sides of a wall, goals reachable by
+the stored actions, success at the tolerance's edges, rendering as fast as reach's."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import jepa_world  # noqa: F401  (registers the envs)
+from jepa_world.envs import ENV_IDS
+
+NAV = ["jepa_world/TwoRoom-v0", "jepa_world/PointMaze-v0"]
+
+
+@pytest.mark.parametrize("env_id", sorted(ENV_IDS.values()))
+def test_every_task_passes_the_checker_and_is_deterministic(env_id):
+    env = gym.make(env_id, image_size=32)
+    check_env(env.unwrapped, skip_render_check=True)
+    first, _ = env.reset(seed=7)
+    actions = [env.action_space.sample() for _ in range(5)]
+    for a in actions:
+        last = env.step(a)[0]
+    second, _ = env.reset(seed=7)
+    for a in actions:
+        again = env.step(a)[0]
+    for key in first:
+        np.testing.assert_array_equal(first[key], second[key])
+        np.testing.assert_array_equal(last[key], again[key])
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", NAV)
+def test_start_and_goal_lie_across_the_wall(env_id):
+    env = gym.make(env_id, image_size=32)
+    for seed in range(20):
+        obs, _ = env.reset(seed=seed)
+        start, goal = obs["achieved_goal"], obs["desired_goal"]
+        if env_id.endswith("TwoRoom-v0"):
+            assert np.sign(start[0]) == -np.sign(goal[0]) and abs(start[0]) > 0.1
+        else:  # the U-maze: opposite arms, both west of the bar's east end
+            assert np.sign(start[1]) == -np.sign(goal[1]) and max(start[0], goal[0]) < 0.25
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", NAV)
+def test_stored_goal_actions_reach_the_goal_within_the_budget(env_id):
+    env = gym.make(env_id, image_size=32)
+    for seed in range(5):
+        obs, info = env.reset(seed=seed)
+        reached = False
+        for action in env.unwrapped.goal_actions:
+            obs, _, terminated, truncated, info = env.step(action)
+            if info["success"]:
+                reached = True
+                break
+            assert not truncated
+        assert reached, (seed, obs["achieved_goal"], obs["desired_goal"])
+        # the goal frame is the agent at the goal
+        assert np.abs(obs["pixels"].astype(int) - obs["goal_pixels"]).mean() < 3
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", NAV)
+def test_success_at_the_tolerance_edges(env_id):
+    env = gym.make(env_id, image_size=32)
+    env.reset(seed=0)
+    task, goal = env.unwrapped, np.array([0.5, -0.5])
+    assert task.is_success(goal + [0.099, -0.099], goal)
+    assert not task.is_success(goal + [0.0, 0.101], goal)
+    env.close()
+
+
+@pytest.mark.parametrize("env_id, start, push", [
+    ("jepa_world/TwoRoom-v0", [-0.5, 0.6], [1.0, 0.0]),     # at the divider, north of the door
+    ("jepa_world/PointMaze-v0", [-0.5, -0.5], [0.0, 1.0]),  # at the bar, west of its open end
+])
+def test_walls_block_the_agent(env_id, start, push):
+    import mujoco
+
+    env = gym.make(env_id, image_size=32, terminate_on_success=False, max_episode_steps=200)
+    env.reset(seed=1)
+    task = env.unwrapped
+    task.data.qpos[:], task.data.qvel[:] = start, 0.0
+    mujoco.mj_forward(task.model, task.data)
+    for _ in range(60):
+        position = env.step(np.array(push, np.float32))[0]["achieved_goal"]
+    axis = int(np.argmax(push))
+    assert np.sign(position[axis]) == np.sign(start[axis])  # pressed against it, never through
+    assert abs(position[axis]) < 0.2
+    env.close()
+
+
+def _render_seconds(env_id: str, frames: int = 60) -> float:
+    env = gym.make(env_id, image_size=64)
+    env.reset(seed=0)
+    task = env.unwrapped
+    started = time.perf_counter()
+    for _ in range(frames):
+        task.render_pixels()
+    env.close()
+    return time.perf_counter() - started
+
+
+@pytest.mark.parametrize("env_id", NAV)
+def test_renders_within_twice_the_time_of_reach(env_id):
+    # relative, interleaved and a median of 5, so the CPU type does not matter
+    ratios = [_render_seconds(env_id) / _render_seconds("jepa_world/Reach-v0") for _ in range(5)]
+    assert statistics.median(ratios) < 2.0, ratios
