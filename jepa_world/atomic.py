@@ -34,14 +34,20 @@ def _umask_mode() -> int:
 _FILE_MODE = _umask_mode()
 
 
-def atomic_write(target: str | Path, write: Callable[[str], None]) -> Path:
+def atomic_write(target: str | Path, write: Callable[[str], None],
+                 keep_suffix: bool = False) -> Path:
     """Call ``write(tmp_path)`` on a temp file next to ``target``, fsync it, rename it over
     ``target``; the temp file is removed if anything fails. Parent folders are created. The file
     gets the usual permissions (``0o666`` minus the umask), not ``mkstemp``'s private ``0o600``,
-    so others who may read the folder can read checkpoints and results too."""
+    so others who may read the folder can read checkpoints and results too.
+
+    The temp name is ``.<name>.<random>.tmp``; ``keep_suffix`` makes it end in the target's
+    suffix instead (``.<name>.<random>.tmp.mp4``), for writers that choose the format by it
+    (ffmpeg)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    suffix = f".tmp{target.suffix}" if keep_suffix else ".tmp"
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix)
     os.close(fd)
     try:
         write(tmp)

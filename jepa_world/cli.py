@@ -7,15 +7,21 @@ errors become one line on stderr and exit status 2; nothing else is caught.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import importlib.resources
+import io
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
 
 from hydra import compose, initialize_config_module
 from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -25,6 +31,10 @@ from jepa_world.errors import JepaWorldError
 T = TypeVar("T")
 CONFIG_PATH = "pkg://jepa_world.configs"
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+#: Output folders named by ``hydra.run.dir=`` and whether they existed before the command ran
+#: (a rejected run removes only a folder it created); filled by :func:`run`.
+_OUTPUT_EXISTED: dict[str, bool] = {}
 
 
 def register_schema(name: str, schema: type) -> None:
@@ -40,18 +50,105 @@ def to_dataclass(cfg: DictConfig, schema: type[T]) -> T:
     return obj
 
 
+#: What to do after Ctrl-C, per command; ``{out}`` is the run's output folder.
+RESUME_HINTS = {
+    "collect": "re-run the same command to collect only the missing episodes",
+    "pretrain": "re-run with run_dir={out} to resume from its last checkpoint",
+    "train_wm": "re-run with run_dir={out} to resume from its last checkpoint",
+    "probe": "re-run the same command to start again (collected data and cached features are "
+             "reused)",
+    "plan": "re-run the same command to start again (summary.json is written at the end)",
+}
+#: ``OSError`` numbers that say the user's disk or paths are at fault, not the code.
+_ENVIRONMENT_ERRNOS = {errno.ENOTDIR, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS,
+                       errno.EDQUOT, errno.EISDIR}
+
+
+def interrupted_exit(hint: str) -> NoReturn:
+    print(f"interrupted; {hint}", file=sys.stderr)
+    sys.exit(EXIT_INTERRUPTED)
+
+
 def user_errors_exit(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Print :class:`JepaWorldError` as ``error: ...`` and exit with status 2."""
+    """Run a ``@hydra.main`` function: :class:`JepaWorldError` and the ``OSError`` of unusable
+    paths (a parent that is a file, no permission, disk full) print as ``error: ...`` and exit
+    with status 2, removing the output folder if the rejected run created it and wrote nothing
+    there; Ctrl-C prints how to resume and exits with 130; what the command prints also goes to
+    Hydra's job log (``<command>.log``)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        hydra = HydraConfig.get()
+        out = Path(hydra.runtime.output_dir)
         try:
-            return fn(*args, **kwargs)
-        except JepaWorldError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            with contextlib.redirect_stdout(_tee_to_job_log(sys.stdout)):
+                return fn(*args, **kwargs)
+        except KeyboardInterrupt:
+            hint = RESUME_HINTS.get(hydra.job.config_name, "re-run the same command")
+            interrupted_exit(hint.format(out=out))
+        except (JepaWorldError, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno not in _ENVIRONMENT_ERRNOS:
+                raise
+            if not _OUTPUT_EXISTED.get(str(out), False):  # default: a new timestamped folder
+                remove_if_unused(out, hydra.job.name)
+            message = str(exc) if isinstance(exc, JepaWorldError) else \
+                f"cannot use {exc.filename}: {exc.strerror}"
+            print(f"error: {message}", file=sys.stderr)
             sys.exit(EXIT_USER_ERROR)
 
     return wrapper
+
+
+def remove_if_unused(out: Path, job_name: str) -> None:
+    """Remove the output folder Hydra made for a rejected run: its ``.hydra`` record and empty
+    log go, and the folder too if nothing else is in it."""
+    for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+        with contextlib.suppress(OSError):
+            (out / ".hydra" / name).unlink()
+    log = out / f"{job_name}.log"
+    with contextlib.suppress(OSError):
+        if log.stat().st_size == 0:
+            log.unlink()
+    folders = [out / ".hydra", out]
+    if str(out) not in _OUTPUT_EXISTED:  # Hydra's default outputs/<cmd>/<time>: its parents too
+        folders += [out.parent, out.parent.parent]
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only if empty
+
+
+class _Tee(io.TextIOBase):
+    """A text stream that writes to ``stream`` and to the streams of logging file handlers."""
+
+    def __init__(self, stream: Any, handlers: list[logging.FileHandler]):
+        self._stream, self._handlers = stream, handlers
+
+    def write(self, text: str) -> int:
+        self._stream.write(text)
+        for handler in self._handlers:
+            with contextlib.suppress(OSError, ValueError):
+                handler.acquire()
+                try:
+                    handler.stream.write(text)
+                    handler.stream.flush()
+                finally:
+                    handler.release()
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+
+def _tee_to_job_log(stream: Any) -> Any:
+    """``stream``, also copied into Hydra's job log file when it has one."""
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    return _Tee(stream, handlers) if handlers else stream
 
 
 def group_options(group: str) -> list[str]:
@@ -77,8 +174,11 @@ def check_group_overrides(argv: Sequence[str]) -> None:
             sys.exit(EXIT_USER_ERROR)
 
 
-def check_overrides_compose(config_name: str, argv: Sequence[str]) -> None:
-    """Compose the config once up front so a bad override fails in one line naming the field.
+def check_overrides_compose(config_name: str, argv: Sequence[str],
+                            schema: type | None = None) -> None:
+    """Compose the config once up front so a bad override fails in one line naming the field,
+    before Hydra creates an output folder; with ``schema`` the config is also converted to its
+    dataclass, which validates the values (``episodes=-1``).
 
     Hydra reports the same errors, but over several lines and with advice about stack traces.
     Skipped when Hydra's own flags are used (``--cfg``, ``--help``, ``--multirun``, ...).
@@ -88,13 +188,34 @@ def check_overrides_compose(config_name: str, argv: Sequence[str]) -> None:
     overrides = [a for a in argv if not a.startswith(("hydra.", "hydra/", "+hydra"))]
     try:
         with initialize_config_module("jepa_world.configs", version_base="1.3"):
-            compose(config_name, overrides=overrides)
+            cfg = compose(config_name, overrides=overrides)
+        if schema is not None:
+            to_dataclass(cfg, schema)
+    except JepaWorldError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
     except (HydraException, OmegaConfBaseException) as exc:
         cause = exc.__cause__ if isinstance(exc.__cause__, OmegaConfBaseException) else exc
         where = getattr(cause, "full_key", None)
         message = str(getattr(cause, "msg", None) or cause).split("full_key:")[0]
         message = " ".join(message.split())
         print(f"error: {where}: {message}" if where else f"error: {message}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+
+
+def check_output_dir(path: Path) -> None:
+    """Fail in one line if Hydra could not create the output folder ``path`` (``run_dir=`` or
+    ``hydra.run.dir=``): a parent is a file, or the nearest existing one is not writable."""
+    existing = path.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    problem = None
+    if not existing.is_dir():
+        problem = f"{existing} is not a folder"
+    elif existing != path.absolute() and not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"{existing} is not writable"
+    if problem:
+        print(f"error: cannot create the output folder {path}: {problem}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
 
 
@@ -112,15 +233,24 @@ def hydra_argv(argv: list[str], rank: int) -> list[str]:
     return argv
 
 
-def run(main: Callable[[], Any], config_name: str, run_dir_arg: bool = False) -> None:
+def run(main: Callable[[], Any], config_name: str, run_dir_arg: bool = False,
+        schema: type | None = None) -> None:
     """Run a ``@hydra.main`` function after the one-line checks of its command line: what
     ``python -m jepa_world.<command>`` and the ``jepa-<command>`` console scripts do.
 
-    ``run_dir_arg``: the command takes ``run_dir=`` (training), see :func:`hydra_argv`.
+    ``run_dir_arg``: the command takes ``run_dir=`` (training), see :func:`hydra_argv`;
+    ``schema``: the command's config dataclass, validated before Hydra makes an output folder.
     """
     if run_dir_arg and not any(a.startswith("-") for a in sys.argv[1:]):  # Hydra's own flags
         sys.argv[1:] = hydra_argv(sys.argv[1:], int(os.environ.get("RANK", "0")))
     argv = sys.argv[1:]
-    check_group_overrides(argv)
-    check_overrides_compose(config_name, argv)
-    main()
+    try:
+        check_group_overrides(argv)
+        check_overrides_compose(config_name, argv, schema)
+        run_dirs = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")]
+        if run_dirs:
+            check_output_dir(Path(run_dirs[-1]))
+            _OUTPUT_EXISTED[str(Path(run_dirs[-1]).resolve())] = Path(run_dirs[-1]).exists()
+        main()
+    except KeyboardInterrupt:  # before the job started (inside it, user_errors_exit says more)
+        interrupted_exit("nothing was written; re-run the same command")

@@ -28,7 +28,7 @@ def main(cfg: DictConfig) -> None:
 
 def cli() -> None:
     """The ``jepa-collect`` console script (same as ``python -m jepa_world.collect``)."""
-    run(main, "collect")
+    run(main, "collect", schema=CollectConfig)
 
 
 if __name__ == "__main__":

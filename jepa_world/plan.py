@@ -35,7 +35,7 @@ def main(cfg: DictConfig) -> None:
 
 def cli() -> None:
     """The ``jepa-plan`` console script (same as ``python -m jepa_world.plan``)."""
-    run(main, "plan")
+    run(main, "plan", schema=PlanConfig)
 
 
 if __name__ == "__main__":

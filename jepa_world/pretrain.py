@@ -31,7 +31,7 @@ def main(cfg: DictConfig) -> None:
 
 def cli() -> None:
     """The ``jepa-pretrain`` console script (same as ``python -m jepa_world.pretrain``)."""
-    run(main, "pretrain", run_dir_arg=True)
+    run(main, "pretrain", run_dir_arg=True, schema=PretrainConfig)
 
 
 if __name__ == "__main__":

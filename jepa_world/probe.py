@@ -36,7 +36,7 @@ def main(cfg: DictConfig) -> None:
 
 def cli() -> None:
     """The ``jepa-probe`` console script (same as ``python -m jepa_world.probe``)."""
-    run(main, "probe")
+    run(main, "probe", schema=ProbeConfig)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def main(cfg: DictConfig) -> None:
 
 def cli() -> None:
     """The ``jepa-train-wm`` console script (same as ``python -m jepa_world.train_wm``)."""
-    run(main, "train_wm", run_dir_arg=True)
+    run(main, "train_wm", run_dir_arg=True, schema=WMTrainConfig)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,12 @@ not on how many envs ran in parallel, in which order, or whether the collection 
 
 from __future__ import annotations
 
+import functools
+import multiprocessing
+import signal
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -55,12 +59,31 @@ def make_env(cfg: CollectConfig) -> gym.Env:
                         terminate_on_success=False)
 
 
+def make_worker_env(cfg: CollectConfig) -> gym.Env:
+    """:func:`make_env` in an async worker, which leaves Ctrl-C to the parent: the terminal
+    sends SIGINT to the whole process group, and the parent stops the workers itself.
+    (``AsyncVectorEnv`` also calls it once in the parent, for the spaces.)"""
+    if multiprocessing.parent_process() is not None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return make_env(cfg)
+
+
 def make_vector_env(cfg: CollectConfig, num_envs: int) -> gym.vector.VectorEnv:
-    fns = [lambda: make_env(cfg) for _ in range(num_envs)]
     if cfg.vectorization == "async":
         # GL contexts do not survive fork: start workers from a clean server process.
+        fns = [functools.partial(make_worker_env, cfg) for _ in range(num_envs)]
         return gym.vector.AsyncVectorEnv(fns, context="forkserver")
-    return gym.vector.SyncVectorEnv(fns)
+    return gym.vector.SyncVectorEnv([lambda: make_env(cfg) for _ in range(num_envs)])
+
+
+def close_vector_env(vec_env: gym.vector.VectorEnv, interrupted: bool) -> None:
+    """Close the workers; after an interruption (a step may be pending) stop them at once."""
+    if not interrupted:
+        vec_env.close()
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "close while waiting for a pending call to step"
+        vec_env.close(terminate=True)
 
 
 def build_manifest(cfg: CollectConfig) -> Manifest:
@@ -124,7 +147,10 @@ def open_dataset_for_writing(root: Path, manifest: Manifest) -> set[int]:
 
     Nothing already on disk is modified except left-over temporary files of a killed run.
     """
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a parent is a file, no permission, read-only disk
+        raise DatasetError(f"data_dir: cannot create {root}: {exc.strerror}") from None
     if (root / "manifest.json").exists():
         on_disk = Manifest.load(root)
         diffs = on_disk.mismatches(manifest)
@@ -199,8 +225,11 @@ def collect(cfg: CollectConfig) -> CollectSummary:
                     bar.update(len(group))
                     bar.set_postfix(fps=f"{frames / (time.perf_counter() - start):.0f}")
                 write_shard(root, episodes)
-        finally:
+        except BaseException:
             bar.close()
-            vec_env.close()
+            close_vector_env(vec_env, interrupted=True)
+            raise
+        bar.close()
+        close_vector_env(vec_env, interrupted=False)
     return CollectSummary(root, len(done) + len(missing), len(missing), frames,
                           time.perf_counter() - start)

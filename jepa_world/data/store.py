@@ -82,8 +82,12 @@ class Manifest:
                                "create one with `python -m jepa_world.collect`")
         try:
             data = json.loads(path.read_text())
+            version = data.get("format_version", 1)
+            if isinstance(version, int) and version > FORMAT_VERSION:
+                raise DatasetError(f"{path} has format version {version}, this jepa_world reads "
+                                   f"up to {FORMAT_VERSION}; upgrade jepa_world to read it")
             return cls(**data)
-        except (json.JSONDecodeError, TypeError) as exc:
+        except (json.JSONDecodeError, TypeError, AttributeError) as exc:
             raise DatasetError(f"{path} is corrupt ({exc}); delete the dataset directory and "
                                "collect again") from exc
 

@@ -4,7 +4,9 @@ the same seeded episodes, write videos, ``summary.json`` and TensorBoard scalars
 from __future__ import annotations
 
 import json
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from jepa_world.planning.evaluate import AgentSummary, evaluate
 from jepa_world.planning.visualize import (
     FrameBank,
     build_frame_bank,
+    decoded_frames,
     episode_panels,
     write_video,
 )
@@ -92,8 +95,15 @@ def plan_episodes(cfg: PlanConfig) -> dict[str, Any]:
     return report
 
 
-def _frame_bank(cfg: PlanConfig, agent: WorldModelAgent) -> FrameBank:
-    """Exploration frames the videos show as the nearest to what the model imagines."""
+def _frame_bank(cfg: PlanConfig, agent: WorldModelAgent) -> FrameBank | Callable:
+    """How the videos show what the model imagines: its decoder (``imagined_panel=decoded``, or
+    ``auto`` with a decoder attached), else the nearest of a bank of exploration frames."""
+    has_decoder = agent.model.decoder is not None
+    if cfg.imagined_panel == "decoded" and not has_decoder:
+        raise ConfigError("imagined_panel: decoded needs a world model with a decoder/ folder "
+                          "(train one with `python -m jepa_world.decode`); or use nearest")
+    if has_decoder and cfg.imagined_panel != "nearest":
+        return decoded_frames(agent.model)
     env = cfg.env.make()
     try:
         return build_frame_bank(env, agent.encode_frames)
@@ -101,7 +111,7 @@ def _frame_bank(cfg: PlanConfig, agent: WorldModelAgent) -> FrameBank:
         env.close()
 
 
-def _evaluate_agent(cfg: PlanConfig, env: Any, name: str, agent: Any, bank: FrameBank | None,
+def _evaluate_agent(cfg: PlanConfig, env: Any, name: str, agent: Any, bank: Any,
                     writer: Any, out: Path, device: torch.device) -> AgentSummary:
     """Every seeded episode of one agent (random actions for ``random``), logged and filmed."""
     planner_name = "random" if name == "random" else cfg.planner_name
@@ -116,8 +126,8 @@ def _evaluate_agent(cfg: PlanConfig, env: Any, name: str, agent: Any, bank: Fram
             writer.add_scalar(f"{name}/steps", result.steps, i)
             writer.add_scalar(f"{name}/final_error", result.final_error, i)
         if result.frames:
-            write_video(out / "videos" / f"{name}_seed{result.seed}.{cfg.video_format}",
-                        episode_panels(result, bank, cfg.action_repeat))
+            _write_optional_video(out / "videos" / f"{name}_seed{result.seed}.{cfg.video_format}",
+                                  episode_panels(result, bank, cfg.action_repeat))
 
     seeds = list(range(cfg.seed, cfg.seed + cfg.episodes))
     summary = evaluate(env, agent, planner, seeds, cfg.action_repeat, cfg.step_budget,
@@ -128,6 +138,17 @@ def _evaluate_agent(cfg: PlanConfig, env: Any, name: str, agent: Any, bank: Fram
         writer.add_scalar(f"{name}/success_rate", summary.success_rate, 0)
         writer.add_scalar(f"{name}/plan_seconds_median", summary.plan_seconds_median, 0)
     return summary
+
+
+def _write_optional_video(path: Path, frames: list) -> None:
+    """Videos are optional: a failed write (no ffmpeg, disk full) is a one-line warning and never
+    costs the run its results."""
+    try:
+        write_video(path, frames)
+    except (OSError, RuntimeError, ValueError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        print(f"warning: video {path} not written ({type(exc).__name__}: {reason}); "
+              f"the results are unaffected", file=sys.stderr)
 
 
 def _report(cfg: PlanConfig, summaries: dict[str, AgentSummary], used_model: bool,
