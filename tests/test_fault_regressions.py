@@ -18,6 +18,7 @@ from jepa_world.config import EnvConfig
 from jepa_world.planning import session
 from jepa_world.planning.config import PlanConfig
 from jepa_world.planning.visualize import write_video
+from tests.commands import assert_one_line_error, command
 from tests.conftest import PYTHON, python_env
 from tests.test_planning import tiny_world_model
 
@@ -25,16 +26,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 QUIET = ["progress=false"]
 
 
-def command(name: str, *args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([PYTHON, "-m", f"jepa_world.{name}", *args], cwd=cwd,
-                          env=dict(python_env(), OMP_NUM_THREADS="1"), capture_output=True,
-                          text=True, timeout=timeout)
-
-
 def one_line_error(proc: subprocess.CompletedProcess, start: str) -> None:
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert proc.stderr.startswith(start), proc.stderr[-2000:]
-    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert_one_line_error(proc.returncode, proc.stderr, start)
 
 
 def test_paths_under_a_file_fail_in_one_line(tmp_path):

@@ -146,12 +146,34 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
 
 
+#: JSON types of the simple field annotations (``from __future__`` makes them strings).
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,),
+    "int | None": (int, type(None)), "float | None": (int, float, type(None)),
+    "str | None": (str, type(None)),
+}
+
+
 def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
-    """Rebuild config ``cls`` from a dict, rejecting unknown keys with a clear message."""
+    """Rebuild config ``cls`` from a dict (read from JSON), rejecting unknown keys and values of
+    the wrong JSON type (``"depth": "two"``, ``"encoder": 3``) with a clear message; nested
+    config fields may be given as dicts."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{cls.__name__} must be a JSON object, got {type(data).__name__}")
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
         raise ValueError(f"unknown {cls.__name__} fields {unknown}; known: {sorted(names)}")
+    for f in dataclasses.fields(cls):
+        value = data.get(f.name)
+        allowed = _JSON_TYPES.get(str(f.type))
+        if str(f.type).endswith("Config") or str(f.type).endswith("Config | None"):
+            allowed = (dict, type(None)) if str(f.type).endswith("None") else (dict,)
+            allowed += tuple(c for c in (getattr(value, "__class__", None),)
+                             if dataclasses.is_dataclass(value))
+        bad_bool = isinstance(value, bool) and bool not in (allowed or (bool,))
+        if f.name in data and allowed and (not isinstance(value, allowed) or bad_bool):
+            raise ValueError(f"{cls.__name__}.{f.name} must be {str(f.type)!r}, got {value!r}")
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
     return cls(**kwargs)
 

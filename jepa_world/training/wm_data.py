@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 from einops import rearrange
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
@@ -145,16 +145,22 @@ def cached_encode_episodes(
     path = Path(cache_dir) / f"{fingerprint}-{key.hexdigest()[:16]}.safetensors"
     if path.exists():
         try:
-            tensors = load_file(str(path))
-            return EncodedEpisodes(tensors["tokens"], tensors["actions"], tensors["proprio"],
-                                   tensors["ids"].tolist())
+            with safe_open(str(path), "pt") as handle:
+                written_by = (handle.metadata() or {}).get("fingerprint")
+            if written_by != fingerprint:  # copied or renamed: never trust another's features
+                print(f"feature cache {path} was written by another encoder ({written_by}); "
+                      f"encoding again")
+            else:
+                tensors = load_file(str(path))
+                return EncodedEpisodes(tensors["tokens"], tensors["actions"],
+                                       tensors["proprio"], tensors["ids"].tolist())
         except (SafetensorError, KeyError, OSError) as err:
             print(f"feature cache {path} is unreadable ({err}); encoding again")
     data = encode_episodes(root, episodes, encode, batch_frames, progress)
     tensors = {"tokens": data.tokens.contiguous(), "actions": data.actions.contiguous(),
                "proprio": data.proprio.contiguous(),
                "ids": torch.tensor(data.ids, dtype=torch.int64)}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp))
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"fingerprint": fingerprint}))
     return data
 
 
