@@ -29,6 +29,7 @@ from torch import nn
 
 from jepa_world.checkpoints import CheckpointError, load_model, load_pretrained, load_strict
 from jepa_world.checkpoints import save_model as _save_model
+from jepa_world.checkpoints.decoder import DECODER_DIR, load_decoder, save_decoder
 from jepa_world.checkpoints.hf import HF_FORMAT
 from jepa_world.checkpoints.official import OVERRIDES as OFFICIAL_OVERRIDES
 from jepa_world.models.ac_predictor import ACPredictor
@@ -91,6 +92,37 @@ class WorldModel(nn.Module):
         self.register_buffer("proprio_std", torch.ones(p))
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN)[:, None, None], False)
         self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD)[:, None, None], False)
+
+    @property
+    def decoder(self) -> nn.Module | None:
+        """The attached pixel decoder (:meth:`attach_decoder`), or None. It is not a submodule:
+        the world model's weights and ``.to()`` leave it alone."""
+        return self.__dict__.get("_decoder")
+
+    def attach_decoder(self, decoder: nn.Module | str | Path | None) -> WorldModel:
+        """Attach a decoder (a module or a decoder folder, see
+        :mod:`jepa_world.checkpoints.decoder`; None detaches) for :meth:`decode`."""
+        if isinstance(decoder, (str, Path)):
+            decoder = load_decoder(decoder, map_location=self.pixel_mean.device)
+        if decoder is not None:
+            cfg = decoder.config
+            if (cfg.tokens, cfg.latent_dim) != (self.tokens_per_frame, self.latent_dim):
+                raise ValueError(f"the decoder reads [{cfg.tokens}, {cfg.latent_dim}] latents; "
+                                 f"this model's are [{self.tokens_per_frame}, "
+                                 f"{self.latent_dim}]")
+        self.__dict__["_decoder"] = decoder
+        return self
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor, generator: torch.Generator | None = None):
+        """Latents ``[B, T, N, D]`` (encoded or imagined) -> frames ``[B, T, 3, H, W]`` in
+        ``[0, 1]``, by the attached decoder (on the decoder's device)."""
+        if self.decoder is None:
+            raise ValueError("no decoder attached: train one with `python -m jepa_world.decode` "
+                             "and call attach_decoder(<run_dir>/decoder)")
+        device = next(self.decoder.parameters()).device
+        self._check_latents("latents", latents)
+        return self.decoder.decode(latents.to(device, torch.float32), generator=generator)
 
     def train(self, mode: bool = True) -> WorldModel:
         """Set training mode; the frozen encoder always stays in eval mode."""
@@ -383,15 +415,20 @@ class WorldModel(nn.Module):
 
     def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
         """Write ``directory/config.json`` + ``directory/model.safetensors`` (atomic writes);
-        ``dtype=torch.float16`` halves the file (weights load back into float32)."""
+        ``dtype=torch.float16`` halves the file (weights load back into float32); an attached
+        decoder goes to ``directory/decoder/``."""
         config = {"format": FORMAT, "version": 1, "world_model": self.config.to_dict()}
-        return _save_model(self, config, directory, dtype=dtype)
+        folder = _save_model(self, config, directory, dtype=dtype)
+        if self.decoder is not None:
+            save_decoder(self.decoder, folder / DECODER_DIR, dtype=dtype)
+        return folder
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, map_location: Any = "cpu") -> WorldModel:
         """Rebuild a model written by :meth:`save_pretrained` (weights loaded strictly), in eval
         mode. ``directory`` is a folder, or the name of a model shipped with the package
-        (``"reach"``: :func:`shipped_model_dir`), from any working directory."""
+        (``"reach"``: :func:`shipped_model_dir`), from any working directory. A ``decoder/``
+        subfolder is attached as the pixel decoder (:meth:`decode`)."""
         if not Path(directory).exists() and shipped_model_dir(str(directory)).exists():
             directory = shipped_model_dir(str(directory))
         tensors, config = load_model(directory)
@@ -404,7 +441,10 @@ class WorldModel(nn.Module):
             raise CheckpointError(f"{directory}: invalid world-model config ({err})") from err
         model = cls(cfg)
         load_strict(model, tensors, str(directory), {}, [])
-        return model.to(map_location).eval()
+        model = model.to(map_location).eval()
+        if (Path(directory) / DECODER_DIR / "config.json").exists():
+            model.attach_decoder(Path(directory) / DECODER_DIR)
+        return model
 
     @classmethod
     def from_official(cls, path: str | Path, config: Any = None, **overrides: Any) -> WorldModel:

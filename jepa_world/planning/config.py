@@ -11,7 +11,7 @@ from jepa_world.config import EnvConfig, check, check_choice
 from jepa_world.errors import ConfigError
 from jepa_world.planning.agents import AGENTS
 from jepa_world.planning.objectives import REDUCTIONS
-from jepa_world.planning.visualize import VIDEO_FORMATS
+from jepa_world.planning.visualize import IMAGINED_PANELS, VIDEO_FORMATS
 from jepa_world.world_model import shipped_model_dir
 from jepa_world.world_model_config import COST_KINDS
 
@@ -44,6 +44,9 @@ class PlanConfig:
     chunk_size: int = 1024  #: candidates imagined at once (memory bound)
     videos: int = 3  #: episodes per agent written as videos (0: none)
     video_format: str = "gif"
+    #: the videos' imagined panel: ``decoded`` by the model's pixel decoder, ``nearest`` bank
+    #: frame, ``auto`` (decoded when the model folder has a decoder)
+    imagined_panel: str = "auto"
     device: str = "cpu"  #: ``cpu``, ``cuda``, ``auto``
     threads: int = 0  #: torch CPU threads (0: torch's default)
     output_dir: str = ""  #: default ``outputs/plan/<time>`` (the CLI: Hydra's output dir)
@@ -84,6 +87,7 @@ class PlanConfig:
         check_choice(self.cost, COST_KINDS, "cost")
         check_choice(self.reduce, REDUCTIONS, "reduce")
         check_choice(self.video_format, VIDEO_FORMATS, "video_format")
+        check_choice(self.imagined_panel, IMAGINED_PANELS, "imagined_panel")
         check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
               "device", f"{self.device!r} is not auto, cpu, cuda or cuda:<index>")
         horizon = int(self.planner.get("horizon", 5))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from jepa_world.planning.evaluate import AgentSummary, evaluate
 from jepa_world.planning.visualize import (
     FrameBank,
     build_frame_bank,
+    decoded_frames,
     episode_panels,
     write_video,
 )
@@ -93,8 +95,15 @@ def plan_episodes(cfg: PlanConfig) -> dict[str, Any]:
     return report
 
 
-def _frame_bank(cfg: PlanConfig, agent: WorldModelAgent) -> FrameBank:
-    """Exploration frames the videos show as the nearest to what the model imagines."""
+def _frame_bank(cfg: PlanConfig, agent: WorldModelAgent) -> FrameBank | Callable:
+    """How the videos show what the model imagines: its decoder (``imagined_panel=decoded``, or
+    ``auto`` with a decoder attached), else the nearest of a bank of exploration frames."""
+    has_decoder = agent.model.decoder is not None
+    if cfg.imagined_panel == "decoded" and not has_decoder:
+        raise ConfigError("imagined_panel: decoded needs a world model with a decoder/ folder "
+                          "(train one with `python -m jepa_world.decode`); or use nearest")
+    if has_decoder and cfg.imagined_panel != "nearest":
+        return decoded_frames(agent.model)
     env = cfg.env.make()
     try:
         return build_frame_bank(env, agent.encode_frames)
@@ -102,7 +111,7 @@ def _frame_bank(cfg: PlanConfig, agent: WorldModelAgent) -> FrameBank:
         env.close()
 
 
-def _evaluate_agent(cfg: PlanConfig, env: Any, name: str, agent: Any, bank: FrameBank | None,
+def _evaluate_agent(cfg: PlanConfig, env: Any, name: str, agent: Any, bank: Any,
                     writer: Any, out: Path, device: torch.device) -> AgentSummary:
     """Every seeded episode of one agent (random actions for ``random``), logged and filmed."""
     planner_name = "random" if name == "random" else cfg.planner_name
