@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,6 +52,7 @@ def atomic_write(target: str | Path, write: Callable[[str], None],
     os.close(fd)
     try:
         write(tmp)
+        _pause_for_crash_tests(target)
         os.chmod(tmp, _FILE_MODE)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
@@ -60,6 +62,13 @@ def atomic_write(target: str | Path, write: Callable[[str], None],
         if os.path.exists(tmp):
             os.remove(tmp)
     return target
+
+
+def _pause_for_crash_tests(target: Path) -> None:
+    """Test hook: with ``JEPA_WORLD_TEST_PAUSE_WRITE=<file name>`` set, a write of that name
+    waits an hour before its rename, so a crash test can kill the process mid-checkpoint."""
+    if os.environ.get("JEPA_WORLD_TEST_PAUSE_WRITE") == target.name:
+        time.sleep(3600)
 
 
 def atomic_write_text(target: str | Path, text: str) -> Path:

@@ -4,6 +4,7 @@ no interpreter start, no torch import) or as a real subprocess."""
 from __future__ import annotations
 
 import importlib
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,8 @@ def call(name: str, *argv: str, capsys) -> tuple[int, str, str]:
     module = importlib.import_module(f"jepa_world.{name}")
     saved = sys.argv
     sys.argv = [name, *argv]
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     capsys.readouterr()
     try:
         module.cli()
@@ -25,6 +28,11 @@ def call(name: str, *argv: str, capsys) -> tuple[int, str, str]:
         code = exc.code if isinstance(exc.code, int) else 1
     finally:
         sys.argv = saved
+        for handler in root.handlers:  # Hydra's job logging: leave logging as it was
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
     out, err = capsys.readouterr()
     return code, out, err
 

@@ -54,7 +54,10 @@ class TrainLogger:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(log_dir=str(Path(run_dir) / "tb"), purge_step=start_step)
+            # scalars are logged at ``done`` = steps done, so a run resumed at start_step logs
+            # start_step + 1 first: purge from there (start_step's own value is kept)
+            self.writer = SummaryWriter(log_dir=str(Path(run_dir) / "tb"),
+                                        purge_step=start_step + 1)
         self.bar = tqdm(total=total_steps, initial=start_step, unit="step", desc="pretrain",
                         disable=not progress, file=sys.stderr, dynamic_ncols=True)
 
