@@ -13,6 +13,7 @@ import functools
 import importlib.resources
 import io
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -26,7 +27,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from jepa_world.errors import JepaWorldError
+from jepa_world.errors import ConfigError, JepaWorldError
 
 T = TypeVar("T")
 CONFIG_PATH = "pkg://jepa_world.configs"
@@ -43,11 +44,32 @@ def register_schema(name: str, schema: type) -> None:
 
 
 def to_dataclass(cfg: DictConfig, schema: type[T]) -> T:
-    """Turn a composed config into its typed dataclass; validation errors name the field."""
-    obj = OmegaConf.to_object(cfg)
-    if not isinstance(obj, schema):  # the config was composed without its schema
-        obj = schema(**obj)
+    """Turn a composed config into its typed dataclass; validation errors name the field.
+
+    No setting takes NaN or infinity (``optim.lr=inf``): they are refused here for every field.
+    A ``ValueError`` / ``TypeError`` of a config's own checks becomes a :class:`ConfigError`.
+    """
+    check_finite(OmegaConf.to_container(cfg, resolve=True))
+    try:
+        obj = OmegaConf.to_object(cfg)
+        if not isinstance(obj, schema):  # the config was composed without its schema
+            obj = schema(**obj)
+    except (ValueError, TypeError) as exc:
+        if isinstance(exc, JepaWorldError):
+            raise
+        raise ConfigError(" ".join(str(exc).split())) from None
     return obj
+
+
+def check_finite(value: Any, where: str = "") -> None:
+    """Raise :class:`ConfigError` naming the first NaN or infinite number in ``value``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: must be a finite number, got {value}")
+    items = value.items() if isinstance(value, dict) else \
+        enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        check_finite(item, f"{where}.{key}" if where and isinstance(key, str) else
+                     f"{where}[{key}]" if where else str(key))
 
 
 #: What to do after Ctrl-C, per command; ``{out}`` is the run's output folder.
