@@ -21,6 +21,7 @@ SCHEMAS = {
     "train_wm": "jepa_world.training.wm_config:WMTrainConfig",
     "plan": "jepa_world.planning.config:PlanConfig",
     "probe": "jepa_world.probes.config:ProbeConfig",
+    "decode": "jepa_world.training.decoder_config:DecodeConfig",
 }
 
 

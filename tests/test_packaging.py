@@ -28,7 +28,9 @@ def test_wheel_layout(wheel):
                      "jepa_world/envs/reach.py", "jepa_world/planners/__init__.py",
                      "jepa_world/configs/plan.yaml", "jepa_world/configs/planner/cem.yaml",
                      "jepa_world/pretrained/reach/config.json",
-                     "jepa_world/pretrained/reach/model.safetensors"]:
+                     "jepa_world/pretrained/reach/model.safetensors",
+                     "jepa_world/pretrained/reach/decoder/config.json",
+                     "jepa_world/pretrained/reach/decoder/model.safetensors"]:
         assert required in names
     # Every subpackage of the source tree is installed (pyproject lists them explicitly).
     for init in (REPO / "jepa_world").rglob("__init__.py"):
@@ -67,7 +69,7 @@ def test_installed_package_runs_from_an_unrelated_directory(wheel, tmp_path):
         elsewhere / "out" / "summary.json").read_text()
 
 
-COMMANDS = ("collect", "pretrain", "train_wm", "plan", "probe")
+COMMANDS = ("collect", "pretrain", "train_wm", "plan", "probe", "decode")
 
 
 def test_console_scripts_are_declared_and_point_at_the_entry_points():
