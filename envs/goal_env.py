@@ -211,13 +211,22 @@ class MujocoGoalEnv(gym.Env):
         if action.shape != self.action_space.shape:
             raise ValueError(
                 f"action must have shape {self.action_space.shape}, got {action.shape}")
+        error = None
         if not np.all(np.isfinite(action)):
-            raise ValueError(f"action contains NaN or inf: {action}")
-        self._simulate(np.clip(action, self.action_space.low, self.action_space.high))
+            error = f"action contains NaN or inf: {action}; the step was not simulated"
+        else:  # huge actions are clipped to the bounds
+            before = self.get_sim_state()
+            self._simulate(np.clip(action, self.action_space.low, self.action_space.high))
+            if not (np.all(np.isfinite(self.data.qpos)) and np.all(np.isfinite(self.data.qvel))):
+                self.set_sim_state(before)
+                error = "the simulation diverged (NaN state); the step was undone"
         obs = self._observation()
         info = self._info(obs)
         reward = -info["goal_distance"]  # compute_reward's value, without a second goal_error
         terminated = bool(info["success"] and self.terminate_on_success)
+        if error is not None:  # the episode ends (truncated: no terminal state was reached)
+            info["error"] = error
+            return obs, reward, terminated, True, info
         return obs, reward, terminated, False, info
 
     def render(self) -> np.ndarray | None:

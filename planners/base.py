@@ -86,8 +86,10 @@ class ActionBounds:
         return ActionBounds(self.low.repeat(times), self.high.repeat(times))
 
     def clamp(self, actions: torch.Tensor) -> torch.Tensor:
-        """Project ``[..., A]`` actions into the box."""
-        return torch.clamp(actions, min=self.low, max=self.high)
+        """Project ``[..., A]`` actions into the box; a NaN entry (a NaN warm start, gradient
+        or sample) becomes the box's center, so what planners return is always a valid action."""
+        inside = torch.clamp(actions, min=self.low, max=self.high)
+        return torch.where(torch.isnan(inside), self.center.expand_as(inside), inside)
 
     def contains(self, actions: torch.Tensor) -> bool:
         """Whether every ``[..., A]`` action is inside the box (bounds included)."""

@@ -68,7 +68,8 @@ def summarize(agent: str, planner: str, results: Sequence[EpisodeResult]) -> Age
         steps_to_success_median=float(np.median(steps)) if steps else None,
         final_error_median=float(np.median([r.final_error for r in results])),
         per_episode=[{"seed": r.seed, "success": r.success, "steps": r.steps,
-                      "final_error": r.final_error, "replans": len(r.plan_seconds)}
+                      "final_error": r.final_error, "replans": len(r.plan_seconds),
+                      **({"error": r.error} if r.error else {})}
                      for r in results])
 
 

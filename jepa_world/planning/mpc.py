@@ -29,7 +29,8 @@ class EpisodeResult:
     ``frames``: the observed frames ``[H, W, 3]`` (start + one per env step) when recorded;
     ``plans``: per replan, the env step it started at and the chosen plan ``[H, A]``;
     ``plan_seconds``: wall time of each planner call; ``imagined``: per replan, the agent's
-    imagined latents ``[H, N, D]`` of its plan (recorded episodes of agents that imagine).
+    imagined latents ``[H, N, D]`` of its plan (recorded episodes of agents that imagine);
+    ``error``: why the env ended the episode early (a NaN action, a diverged simulation).
     """
 
     seed: int
@@ -41,6 +42,7 @@ class EpisodeResult:
     frames: list[np.ndarray] = field(default_factory=list)
     plans: list[tuple[int, torch.Tensor]] = field(default_factory=list)
     imagined: list[torch.Tensor] = field(default_factory=list)
+    error: str | None = None  #: the env's ``info["error"]`` that ended the episode, if any
 
     @property
     def steps_to_success(self) -> int | None:
@@ -108,6 +110,7 @@ def run_episode(
                 obs, _, terminated, truncated, info = env.step(action)
                 result.steps += 1
                 result.final_error = float(info["max_goal_error"])
+                result.error = info.get("error", result.error)
                 if record:
                     result.frames.append(obs["pixels"])
                 if info["success"]:
