@@ -10,6 +10,7 @@ import time
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium.utils.env_checker import check_env
 
 import jepa_world  # noqa: F401  (registers the envs)
@@ -112,3 +113,19 @@ def test_renders_within_twice_the_time_of_reach(env_id):
     # relative, interleaved and a median of 5, so the CPU type does not matter
     ratios = [_render_seconds(env_id) / _render_seconds("jepa_world/Reach-v0") for _ in range(5)]
     assert statistics.median(ratios) < 2.0, ratios
+
+
+def test_the_shipped_two_room_model_fits_the_task_and_sees_the_agent():
+    from jepa_world.world_model import WorldModel
+
+    model = WorldModel.from_pretrained("tworoom")
+    env = gym.make("jepa_world/TwoRoom-v0", image_size=64)
+    model.check_env(env)
+    errors = []
+    for seed in range(8):
+        obs, _ = env.reset(seed=seed)
+        with torch.no_grad():
+            read = model.read_proprio(model.encode_images(obs["pixels"]))[:2].numpy()
+        errors.append(np.abs(read - obs["achieved_goal"]).max())
+    env.close()
+    assert np.median(errors) < 0.1, errors  # the success tolerance; the arena is 2 wide
