@@ -13,6 +13,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_module
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -154,3 +155,15 @@ def test_paths_that_are_files_or_missing_fail_in_one_line(tmp_path, capsys, monk
                             "progress=false", capsys=capsys)
         assert_one_line_error(code, err, start)
     assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["file"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("name", ["plan", "probe"])
+def test_cuda_on_a_cpu_machine_fails_in_one_line_before_any_work(tmp_path, capsys, monkeypatch,
+                                                                 name):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = call(name, "device=cuda", f"output_dir={tmp_path / 'out'}",
+                        f"data.data_dir={tmp_path / 'data'}" if name == "probe" else "videos=0",
+                        capsys=capsys)
+    assert_one_line_error(code, err, "error: device")
+    assert os.listdir(tmp_path) == []  # nothing collected, no output folder

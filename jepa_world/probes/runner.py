@@ -123,9 +123,9 @@ def run_probes(cfg: ProbeConfig) -> ProbeReport:
     started = time.perf_counter()
     for i, spec in enumerate(cfg.encoders):
         check_spec(spec.spec, f"encoders[{i}] ({spec.name})")
+    device = resolve_device(cfg.device)  # before anything is written
     out = Path(cfg.output_dir or f"outputs/probe/{time.strftime('%Y-%m-%d_%H-%M-%S')}")
     out.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(cfg.device)
     root = prepare_dataset(cfg)
     from jepa_world.data.windows import split_episodes
 
