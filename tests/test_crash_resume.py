@@ -44,6 +44,9 @@ def kill_when(args: list[str], ready: Callable[[], bool], cwd: Path, pause: str 
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         proc.stderr.close()
+    # TensorBoard orders a run's event files by name, whose time has whole seconds (then the
+    # pid): a re-run within the same second could sort before the killed run's file
+    time.sleep(1.1)
 
 
 def writing(run: Path, name: str) -> Callable[[], bool]:
