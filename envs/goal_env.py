@@ -83,6 +83,14 @@ def as_hw(image_size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     return h, w
 
 
+def goal_distance(error: np.ndarray) -> np.ndarray:
+    """``||error||_2`` over the last axis, summed the same way for one vector and a batch
+    (``np.linalg.norm`` of a vector takes a BLAS dot whose rounding can differ from the
+    batched form, and stable-baselines3 checks ``compute_reward`` both ways for equality)."""
+    error = np.asarray(error)
+    return np.sqrt(np.sum(error * error, axis=-1))
+
+
 def place_reachable_goal(task: Any, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """``(goal vector, goal frame)``: where the exploration policy takes the task
     ``goal_offset`` steps from now (its actions kept in ``task.goal_actions``); the simulator
@@ -245,7 +253,7 @@ class MujocoGoalEnv(gym.Env):
     # ------------------------------------------------------------------- goal-conditioned API
     def compute_reward(self, achieved_goal, desired_goal, info=None) -> np.ndarray:
         """Dense reward ``-||error||_2``, vectorised over leading dimensions."""
-        return -np.linalg.norm(self.goal_error(achieved_goal, desired_goal), axis=-1)
+        return -goal_distance(self.goal_error(achieved_goal, desired_goal))
 
     def is_success(self, achieved_goal, desired_goal) -> np.ndarray:
         return np.all(self.goal_error(achieved_goal, desired_goal) < self.success_tolerance, -1)
@@ -306,6 +314,6 @@ class MujocoGoalEnv(gym.Env):
         return {
             "success": bool(np.all(error < self.success_tolerance)),
             "max_goal_error": float(error.max()),
-            "goal_distance": float(np.linalg.norm(error)),
+            "goal_distance": float(goal_distance(error)),
             "sim_state": self.get_sim_state(),
         }

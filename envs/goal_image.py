@@ -33,7 +33,12 @@ import numpy as np
 from gymnasium import spaces
 
 from jepa_world.envs.coordinates import StateCoordinates, default_coordinates
-from jepa_world.envs.goal_env import claim_gl, close_at_exit, place_reachable_goal
+from jepa_world.envs.goal_env import (
+    claim_gl,
+    close_at_exit,
+    goal_distance,
+    place_reachable_goal,
+)
 from jepa_world.envs.protocol import EvalProtocol
 from jepa_world.envs.rendering import import_mujoco
 from jepa_world.errors import ConfigError
@@ -215,7 +220,7 @@ class GoalImageEnv(gym.Env):
 
     def compute_reward(self, achieved_goal, desired_goal, info=None) -> np.ndarray:
         """Dense reward ``-||error||_2``, vectorised over leading dimensions."""
-        return -np.linalg.norm(self.goal_error(achieved_goal, desired_goal), axis=-1)
+        return -goal_distance(self.goal_error(achieved_goal, desired_goal))
 
     def is_success(self, achieved_goal, desired_goal) -> bool:
         if self.success_fn is not None:
@@ -303,7 +308,7 @@ class GoalImageEnv(gym.Env):
         error = self.goal_error(obs["achieved_goal"], obs["desired_goal"])
         return {"success": self.is_success(obs["achieved_goal"], obs["desired_goal"]),
                 "max_goal_error": float(error.max()) if error.size else 0.0,
-                "goal_distance": float(np.linalg.norm(error)),
+                "goal_distance": float(goal_distance(error)),
                 "sim_state": self.get_sim_state()}
 
 
