@@ -33,15 +33,16 @@ if ! "$PY" -c "import torch" >/dev/null 2>&1; then
 fi
 
 # The package (editable), its test tools and the optional clients the tests exercise
-# (stable-baselines3, gymnasium-robotics, transformers); skipped when nothing changed since the
-# last run.
+# (stable-baselines3, gymnasium-robotics, transformers, diffusers); skipped when nothing changed
+# since the last run.
 stamp=".setup-stamp"
-want="$("$PY" -c 'import sys; print(sys.executable)') $(sha256sum pyproject.toml | cut -c1-16) $PWD"
+extras="dev,video,rl,robotics,hf,diffusion"
+want="$("$PY" -c 'import sys; print(sys.executable)') $(sha256sum pyproject.toml | cut -c1-16) $PWD $extras"
 here_installed() {  # does `import jepa_world` resolve to this checkout?
   "$PY" -c "import os, sys, jepa_world.envs as e; sys.exit(not os.path.realpath(e.__file__)
     .startswith(os.path.realpath('$PWD') + os.sep))" >/dev/null 2>&1
 }
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! here_installed; then
-  "$PY" -m pip install -q -e ".[dev,video,rl,robotics,hf]"
+  "$PY" -m pip install -q -e ".[$extras]"
   echo "$want" > "$stamp"
 fi

@@ -123,3 +123,54 @@ def test_train_wm_killed_mid_write_and_between_checkpoints_resumes_exactly(
     assert "resuming at step" in err + _
     assert_same_run(run, clean, lambda r: r / "world_model")
     assert os.listdir(run / "checkpoints")  # the checkpoints of the crashed run are kept
+
+
+def test_decode_killed_mid_write_and_between_checkpoints_resumes_exactly(tiny_dataset, tmp_path,
+                                                                         capsys):
+    from tests.test_decoder import tiny_world_model
+
+    wm = tmp_path / "wm"
+    tiny_world_model(image_size=32).save_pretrained(wm)
+
+    def args(run: Path) -> list[str]:
+        return [f"world_model={wm}", f"data.data_dir={tiny_dataset}", "env.image_size=32",
+                "data.episode_length=12", "data.val_fraction=0.2", "data.cache_features=false",
+                "decoder.width=16", "decoder.min_width=8", "imagined_horizon=2",
+                "imagined_stride=1", "steps=6", "batch_size=4", "warmup_steps=1",
+                "log_interval=1", "eval_interval=100", "checkpoint_interval=2",
+                "save_dtype=float32", "device=cpu", f"run_dir={run}", "progress=false"]
+
+    clean, run = tmp_path / "clean", tmp_path / "crashed"
+    assert call("decode", *args(clean), capsys=capsys)[0] == 0
+    command = ["jepa_world.decode", *args(run)]
+    kill_when(command, writing(run, "model.safetensors"), tmp_path, pause="model.safetensors")
+    kill_when(command, at_checkpoint(run, 4), tmp_path)
+    code, out, err = call("decode", *args(run), capsys=capsys)
+    assert code == 0, err
+    assert "resum" in out + err
+    assert_same_run(run, clean, lambda r: r / "decoder")
+
+
+def test_probe_killed_mid_run_reruns_to_the_same_results(tiny_dataset, tmp_path, capsys):
+    # The probe keeps no state between its seeds: a killed run writes nothing (its results file
+    # is written once, atomically, at the end) and re-running gives the uninterrupted numbers.
+    import json
+
+    from tests.test_probes import save_fake_checkpoint
+
+    save_fake_checkpoint(tmp_path / "ckpt")
+
+    def args(out: Path) -> list[str]:
+        return [f"encoders=[{{name:fake,spec:'{tmp_path / 'ckpt'}'}},random:tiny]",
+                f"data.data_dir={tiny_dataset}", "data.collect=false", "seeds=[0,1]",
+                "epochs=2", "batch_size=16", "progress=false", f"output_dir={out}",
+                f"hydra.run.dir={out}"]
+
+    clean, run = tmp_path / "clean", tmp_path / "crashed"
+    assert call("probe", *args(clean), capsys=capsys)[0] == 0
+    kill_when(["jepa_world.probe", *args(run)], lambda: any((run / "tb").glob("events.*")),
+              tmp_path)
+    assert not (run / "probe_results.json").exists()
+    assert call("probe", *args(run), capsys=capsys)[0] == 0
+    rows = json.loads((run / "probe_results.json").read_text())
+    assert rows == json.loads((clean / "probe_results.json").read_text())

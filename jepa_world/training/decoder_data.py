@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from jepa_world.data.windows import WindowDataset
+from jepa_world.errors import ConfigError
 from jepa_world.training.wm_data import EncodedEpisodes, cached_encode_episodes, encoder_fingerprint
 from jepa_world.world_model import WorldModel
 
@@ -78,8 +79,9 @@ def imagine(model: WorldModel, data: EncodedEpisodes, horizon: int, stride: int 
     window = k + horizon
     starts = data.window_starts(window, f)
     if starts < 1:
-        raise ValueError(f"episodes of {data.num_frames} frames are too short to imagine "
-                         f"{horizon} steps after {k} frames at frameskip {f}")
+        raise ConfigError(f"imagined_horizon: episodes of {data.num_frames} frames are too short "
+                          f"to imagine {horizon} steps after {k} frames at frameskip {f}; "
+                          f"lower imagined_horizon or collect longer episodes")
     pairs = torch.cartesian_prod(torch.arange(len(data.ids)), torch.arange(0, starts, stride))
     device = model.pixel_mean.device
     out = []
