@@ -30,7 +30,7 @@ import jepa_world.envs  # noqa: F401  (registers the envs)
 from bench.common import table
 from jepa_world.data.windows import split_episodes
 from jepa_world.rl import DatasetStarts, ImaginationVectorEnv, LatentReward
-from jepa_world.training.wm_data import encode_episodes
+from jepa_world.training.decoder_data import encode_latents
 from jepa_world.world_model import WorldModel
 
 
@@ -61,7 +61,7 @@ def real_rate(env: gym.Env, steps: int) -> float:
 
 def ranking(model: WorldModel, data: str, offsets: range) -> dict[str, float]:
     _, held_out = split_episodes(data, 0.1)
-    episodes = encode_episodes(data, held_out, lambda f: model.encode(f[None])[0])
+    episodes = encode_latents(model, data, held_out, f"{data}/features")
     reward = LatentReward(model)
     rewards, distances, at_protocol = [], [], []
     for e in range(len(episodes.ids)):

@@ -46,7 +46,7 @@ def reach():
 @pytest.fixture(scope="module")
 def starts(model, tiny_dataset):
     # tiny episodes have 12 steps: 2 history frames + the goal 1 model step (5 env steps) on
-    return DatasetStarts(model, tiny_dataset, goal_steps=1)
+    return DatasetStarts(model, tiny_dataset, goal_steps=1, cache=False)
 
 
 def test_learned_reward_is_the_negated_planning_cost_plus_a_judged_bonus(model):

@@ -30,7 +30,7 @@ from gymnasium.vector import AutoresetMode
 from jepa_world.data.store import scan_shards
 from jepa_world.rl.latent_obs import goal_observation, goal_spaces
 from jepa_world.rl.reward import LatentReward
-from jepa_world.training.wm_data import encode_episodes
+from jepa_world.training.decoder_data import encode_latents
 from jepa_world.world_model import WorldModel
 
 
@@ -55,18 +55,19 @@ class DatasetStarts:
     A start is ``history_length`` frames ``frameskip`` env steps apart, with the actions and
     proprio between them; its goal is the frame ``goal_steps`` model steps after the last one in
     the same episode (reachable, as the task's own goals are; default: the protocol's
-    ``goal_offset`` of 25 env steps at frameskip 5 = 5 steps).
+    ``goal_offset`` of 25 env steps at frameskip 5 = 5 steps). The latents are cached in
+    ``<root>/features`` (shared with ``python -m jepa_world.decode``; ``cache=False``: none).
     """
 
     def __init__(self, model: WorldModel, root: str | Path, episodes: list[int] | None = None,
-                 goal_steps: int = 5, progress: bool = False) -> None:
+                 goal_steps: int = 5, progress: bool = False, cache: bool = True) -> None:
         if goal_steps < 1:
             raise ValueError(f"goal_steps must be >= 1, got {goal_steps}")
         if episodes is None:
             episodes = sorted(ref.index for ref in scan_shards(Path(root)))
         self.model, self.goal_steps = model, goal_steps
-        self.data = encode_episodes(root, episodes, lambda f: model.encode(f[None])[0],
-                                    progress=progress)
+        self.data = encode_latents(model, root, episodes,
+                                   Path(root) / "features" if cache else None, progress=progress)
         self.history = model.config.history_length
 
     def __call__(self, n: int, generator: torch.Generator) -> Starts:
