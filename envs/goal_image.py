@@ -34,6 +34,7 @@ from gymnasium import spaces
 
 from jepa_world.envs.coordinates import StateCoordinates, default_coordinates
 from jepa_world.envs.goal_env import (
+    as_hw,
     claim_gl,
     close_at_exit,
     goal_distance,
@@ -150,10 +151,7 @@ class GoalImageEnv(gym.Env):
             if not (hasattr(base, "height") and hasattr(base, "width")):
                 raise ConfigError(f"env {name}: pass image_size=; the env has no height / width")
             return int(base.height), int(base.width)
-        if isinstance(image_size, int | np.integer):
-            return int(image_size), int(image_size)
-        h, w = (int(v) for v in image_size)
-        return h, w
+        return as_hw(image_size)
 
     def _check_proprio(self, name: str) -> None:
         if not len(self.proprio_index):

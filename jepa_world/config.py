@@ -132,8 +132,6 @@ def check_gym_id(env_id: str) -> None:
         except ImportError as err:
             raise ConfigError(f"env.id: cannot import {module!r} for {env_id!r} ({err}); "
                               f"install the package that provides it") from None
-        if hasattr(gym, "register_envs"):
-            gym.register_envs(importlib.import_module(module))
     if name not in gym.registry:
         close = difflib.get_close_matches(name, list(gym.registry), n=5, cutoff=0.6)
         hint = f"; similar: {', '.join(close)}" if close else ""

@@ -27,9 +27,10 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from jepa_world.checkpoints import CheckpointError, load_model, load_pretrained, load_strict
+from jepa_world.checkpoints import CheckpointError, load_pretrained, load_strict
 from jepa_world.checkpoints import save_model as _save_model
 from jepa_world.checkpoints.decoder import DECODER_DIR, load_decoder, save_decoder
+from jepa_world.checkpoints.format import load_typed
 from jepa_world.checkpoints.hf import HF_FORMAT
 from jepa_world.checkpoints.official import OVERRIDES as OFFICIAL_OVERRIDES
 from jepa_world.models.ac_predictor import ACPredictor
@@ -431,14 +432,8 @@ class WorldModel(nn.Module):
         subfolder is attached as the pixel decoder (:meth:`decode`)."""
         if not Path(directory).exists() and shipped_model_dir(str(directory)).exists():
             directory = shipped_model_dir(str(directory))
-        tensors, config = load_model(directory)
-        if config.get("format") != FORMAT or "world_model" not in config:
-            raise CheckpointError(f"{directory}: not a {FORMAT} folder (config 'format' is "
-                                  f"{config.get('format')!r})")
-        try:
-            cfg = WorldModelConfig.from_dict(config["world_model"])
-        except (TypeError, ValueError) as err:
-            raise CheckpointError(f"{directory}: invalid world-model config ({err})") from err
+        tensors, cfg = load_typed(directory, FORMAT, "world_model", WorldModelConfig.from_dict,
+                                  "world-model")
         model = cls(cfg)
         load_strict(model, tensors, str(directory), {}, [])
         model = model.to(map_location).eval()

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from jepa_world.checkpoints.format import CheckpointError, load_model, load_strict, save_model
+from jepa_world.checkpoints.format import CheckpointError, load_strict, load_typed, save_model
 from jepa_world.models.decoder import DECODER_FORMAT, DecoderConfig, build_decoder
 
 DECODER_DIR = "decoder"
@@ -33,14 +33,8 @@ def load_decoder(directory: str | Path, map_location: Any = "cpu") -> nn.Module:
     Raises:
         CheckpointError: not a decoder folder, or weights that do not fit its config.
     """
-    tensors, config = load_model(directory)
-    if config.get("format") != DECODER_FORMAT or "decoder" not in config:
-        raise CheckpointError(f"{directory}: not a {DECODER_FORMAT} folder (config 'format' is "
-                              f"{config.get('format')!r})")
-    try:
-        cfg = DecoderConfig.from_dict(config["decoder"])
-    except (TypeError, ValueError) as err:
-        raise CheckpointError(f"{directory}: invalid decoder config ({err})") from err
+    tensors, cfg = load_typed(directory, DECODER_FORMAT, "decoder", DecoderConfig.from_dict,
+                              "decoder")
     try:
         decoder = build_decoder(cfg)
     except ImportError as err:

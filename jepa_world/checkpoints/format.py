@@ -166,6 +166,20 @@ def load_model(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     return tensors, config
 
 
+def load_typed(directory: str | Path, fmt: str, key: str, parse: Callable[[dict], Any],
+               what: str) -> tuple[dict[str, torch.Tensor], Any]:
+    """:func:`load_model` of a folder whose config is ``{"format": fmt, key: {...}}``; returns
+    ``(state_dict, parse(config[key]))``, a bad format or config being one CheckpointError."""
+    tensors, config = load_model(directory)
+    if config.get("format") != fmt or key not in config:
+        raise CheckpointError(f"{directory}: not a {fmt} folder (config 'format' is "
+                              f"{config.get('format')!r})")
+    try:
+        return tensors, parse(config[key])
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{directory}: invalid {what} config ({err})") from err
+
+
 def save_own(pretrained: Pretrained, directory: str | Path) -> Path:
     """Save a :class:`Pretrained` bundle in this project's format (one folder)."""
     parts = {k: getattr(pretrained, k) for k in MODULE_NAMES}
@@ -285,6 +299,7 @@ __all__ = [
     "check_state",
     "load_model",
     "load_own",
+    "load_typed",
     "load_strict",
     "load_training_state",
     "save_model",

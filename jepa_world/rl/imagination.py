@@ -173,8 +173,8 @@ class ImaginationVectorEnv(gym.vector.VectorEnv):
         s.actions = torch.cat([s.actions[:, 1:], step[:, None]], 1)
         s.proprio = torch.cat([s.proprio[:, 1:], proprio[:, None].to(s.proprio)], 1)
         self._t += 1
-        rewards = self.reward_fn(latent, s.goals).float().cpu().numpy()
-        success = self.reward_fn.success(latent, s.goals).cpu().numpy()
+        reward, judged = self.reward_fn.score(latent, s.goals)
+        rewards, success = reward.float().cpu().numpy(), judged.cpu().numpy()
         terminated = success & self.terminate_on_success
         truncated = (self._t >= self.budget) & ~terminated
         obs = goal_observation(latent, s.goals, proprio.cpu())

@@ -56,12 +56,19 @@ class LatentReward:
         return (diff.abs() < self.success_tolerance).all(dim=-1)
 
     @torch.no_grad()
-    def __call__(self, latents: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
-        """Rewards ``[...]`` of latents ``[..., N, D]`` against goals ``[..., N, D]``."""
+    def score(self, latents: torch.Tensor, goal: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(rewards [...], success [...])`` of latents ``[..., N, D]`` against goals, the
+        success judged once for both."""
+        success = self.success(latents, goal)
         reward = -WorldModel.cost(latents, goal, self.cost)
         if self.success_bonus:
-            reward = reward + self.success_bonus * self.success(latents, goal).to(reward.dtype)
-        return reward
+            reward = reward + self.success_bonus * success.to(reward.dtype)
+        return reward, success
+
+    def __call__(self, latents: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """Rewards ``[...]`` of latents ``[..., N, D]`` against goals ``[..., N, D]``."""
+        return self.score(latents, goal)[0]
 
     def compute_reward(self, achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
         """The same on flat numpy goals ``[..., N * D]`` (what goal-conditioned envs store)."""
