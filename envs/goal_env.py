@@ -8,7 +8,8 @@ A task is one small subclass (its MJCF, initial-state sampler, goal vector and p
 * reachable goals: the goal is the state the exploration policy reaches ``goal_offset`` steps after
   the start (simulated at reset from the episode's seed, then rewound), so it is always reachable;
   the actions that reach it are kept in :attr:`goal_actions`;
-* success: every goal coordinate within ``success_tolerance`` of the goal;
+* success: every goal coordinate within its tolerance of the goal (``success_tolerance``, or a
+  task's own per-coordinate :meth:`~MujocoGoalEnv.success_tolerances`);
 * full simulator state get/set, for datasets and for planners that use the simulator as an oracle.
 """
 
@@ -83,6 +84,18 @@ def as_hw(image_size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     return h, w
 
 
+def wrap_angle(x: np.ndarray) -> np.ndarray:
+    """Map angles to ``[-pi, pi)``."""
+    return (np.asarray(x) + np.pi) % (2 * np.pi) - np.pi
+
+
+def qpos_slice(model: Any) -> slice:
+    """Where ``qpos`` lies in a full-physics state vector (``[time, qpos, qvel, ...]``)."""
+    time = mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_TIME)
+    return slice(time, mujoco.mj_stateSize(
+        model, mujoco.mjtState.mjSTATE_TIME | mujoco.mjtState.mjSTATE_QPOS))
+
+
 def goal_distance(error: np.ndarray) -> np.ndarray:
     """``||error||_2`` over the last axis, summed the same way for one vector and a batch
     (``np.linalg.norm`` of a vector takes a BLAS dot whose rounding can differ from the
@@ -116,6 +129,8 @@ class MujocoGoalEnv(gym.Env):
     camera: str = "top"
     #: Physics steps per env step when the constructor is given none.
     default_frame_skip: int = 2
+    #: Goal coordinates that are angles: their error is taken modulo 2 pi (reach: the shoulder).
+    goal_angles: tuple[int, ...] = ()
 
     def __init__(
         self,
@@ -200,8 +215,23 @@ class MujocoGoalEnv(gym.Env):
         return -np.inf, np.inf
 
     def goal_error(self, achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
-        """Per-coordinate error ``[..., G]`` between goal vectors (override for angles etc.)."""
-        return np.abs(achieved - desired)
+        """Per-coordinate error ``[..., G]`` between goal vectors, modulo 2 pi for the
+        :attr:`goal_angles`."""
+        achieved, desired = np.asarray(achieved), np.asarray(desired)
+        error = np.abs(achieved - desired)
+        for i in self.goal_angles:
+            error[..., i] = np.abs(wrap_angle(achieved[..., i] - desired[..., i]))
+        return error
+
+    def success_tolerances(self) -> np.ndarray:
+        """Per-coordinate tolerance of success ``[G]``: ``success_tolerance`` for every
+        coordinate unless a task overrides it (push: a separate one for the block's angle)."""
+        return np.full(self.observation_space["desired_goal"].shape, self.success_tolerance)
+
+    def succeeded(self, error: np.ndarray) -> np.ndarray:
+        """Success of per-coordinate errors ``[..., G]`` (every coordinate within its
+        tolerance): the one judgement :meth:`is_success` and the step info make."""
+        return np.all(np.asarray(error) < self.success_tolerances(), axis=-1)
 
     # ------------------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -256,7 +286,7 @@ class MujocoGoalEnv(gym.Env):
         return -goal_distance(self.goal_error(achieved_goal, desired_goal))
 
     def is_success(self, achieved_goal, desired_goal) -> np.ndarray:
-        return np.all(self.goal_error(achieved_goal, desired_goal) < self.success_tolerance, -1)
+        return self.succeeded(self.goal_error(achieved_goal, desired_goal))
 
     @property
     def desired_goal(self) -> np.ndarray:
@@ -277,6 +307,10 @@ class MujocoGoalEnv(gym.Env):
             raise ValueError(f"sim state must have shape ({expected},), got {state.shape}")
         mujoco.mj_setState(self.model, self.data, state, self._state_spec)
         mujoco.mj_forward(self.model, self.data)
+
+    def goal_from_sim_states(self, states: np.ndarray) -> np.ndarray:
+        """Goal vectors ``[..., G]`` of full-physics states ``[..., S]`` (e.g. a dataset's)."""
+        return self.goal_from_qpos(np.asarray(states)[..., qpos_slice(self.model)])
 
     def set_goal(self, state: np.ndarray) -> None:
         """Make the goal the configuration of a given full sim state (e.g. from a dataset)."""
@@ -312,7 +346,7 @@ class MujocoGoalEnv(gym.Env):
     def _info(self, obs: dict[str, np.ndarray]) -> dict[str, Any]:
         error = self.goal_error(obs["achieved_goal"], obs["desired_goal"])
         return {
-            "success": bool(np.all(error < self.success_tolerance)),
+            "success": bool(self.succeeded(error)),
             "max_goal_error": float(error.max()),
             "goal_distance": float(goal_distance(error)),
             "sim_state": self.get_sim_state(),

@@ -9,12 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jepa_world.envs.goal_env import MujocoGoalEnv
-
-
-def wrap_angle(x: np.ndarray) -> np.ndarray:
-    """Map angles to ``[-pi, pi)``."""
-    return (np.asarray(x) + np.pi) % (2 * np.pi) - np.pi
+from jepa_world.envs.goal_env import MujocoGoalEnv, wrap_angle
 
 
 class ReachEnv(MujocoGoalEnv):
@@ -25,6 +20,7 @@ class ReachEnv(MujocoGoalEnv):
     """
 
     xml_file = "reach.xml"
+    goal_angles = (0,)  # the shoulder turns freely
     ELBOW_START_RANGE = 2.4  # rad; inside the joint's +-2.6 limit
 
     def _sample_initial_state(self, rng):
@@ -48,8 +44,5 @@ class ReachEnv(MujocoGoalEnv):
     def _proprio(self) -> np.ndarray:
         return np.concatenate([self._achieved_goal(), self.data.qvel])
 
-    def goal_error(self, achieved, desired):
-        achieved, desired = np.asarray(achieved), np.asarray(desired)
-        err = np.abs(achieved - desired)
-        err[..., 0] = np.abs(wrap_angle(achieved[..., 0] - desired[..., 0]))
-        return err
+
+__all__ = ["ReachEnv", "wrap_angle"]

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from jepa_world.envs.goal_env import qpos_slice
 from jepa_world.envs.rendering import import_mujoco
 from jepa_world.planning.objectives import REDUCTIONS
 
@@ -77,10 +78,7 @@ class SimulatorObjective:
         self.frame_skip, self.action_repeat, self.reduce = frame_skip, action_repeat, reduce
         self.threads = threads
         self._data = [mujoco.MjData(model) for _ in range(threads)]
-        # Full-physics states are [time, qpos, qvel, ...]: qpos starts after the time.
-        self._qpos = slice(mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_TIME),
-                           mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_TIME
-                                               | mujoco.mjtState.mjSTATE_QPOS))
+        self._qpos = qpos_slice(model)  # where qpos lies in a full-physics state
         self.env_steps = 0
 
     @classmethod
