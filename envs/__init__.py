@@ -15,12 +15,14 @@ ENV_IDS: dict[str, str] = {
     "reach": "jepa_world/Reach-v0",
     "tworoom": "jepa_world/TwoRoom-v0",
     "maze": "jepa_world/PointMaze-v0",
+    "push": "jepa_world/Push-v0",
 }
 
 _ENTRY_POINTS = {
     "jepa_world/Reach-v0": "jepa_world.envs.reach:ReachEnv",
     "jepa_world/TwoRoom-v0": "jepa_world.envs.two_room:TwoRoomEnv",
     "jepa_world/PointMaze-v0": "jepa_world.envs.point_maze:PointMazeEnv",
+    "jepa_world/Push-v0": "jepa_world.envs.push:PushEnv",
 }
 
 #: Any other Gymnasium env as a goal-image task (``env_id=...``; see :mod:`.goal_image`).

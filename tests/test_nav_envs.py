@@ -17,6 +17,7 @@ import jepa_world  # noqa: F401  (registers the envs)
 from jepa_world.envs import ENV_IDS
 
 NAV = ["jepa_world/TwoRoom-v0", "jepa_world/PointMaze-v0"]
+SUITE = [*NAV, "jepa_world/Push-v0"]  #: the task suite (push's own tests: test_push_env.py)
 
 
 @pytest.mark.parametrize("env_id", sorted(ENV_IDS.values()))
@@ -108,7 +109,7 @@ def _render_seconds(env_id: str, frames: int = 60) -> float:
     return time.perf_counter() - started
 
 
-@pytest.mark.parametrize("env_id", NAV)
+@pytest.mark.parametrize("env_id", SUITE)
 def test_renders_within_twice_the_time_of_reach(env_id):
     # relative, interleaved and a median of 5, so the CPU type does not matter
     ratios = [_render_seconds(env_id) / _render_seconds("jepa_world/Reach-v0") for _ in range(5)]
