@@ -1,7 +1,10 @@
 """Exploration policies: the action sources used to collect data and to place reachable goals.
 
-They know nothing about observations: each draws actions for one episode from its own seeded
-generator, so an episode's actions depend only on its seed. Actions are float32 in ``[low, high]``.
+Each draws actions for one episode from its own seeded generator, so an episode's actions depend
+only on its seed (and, for env-aware ones, on the observations, themselves determined by the
+seed). A policy is called with the env's current observation dict, ``policy(obs)``; the blind ones
+(``uniform``, ``correlated``) ignore it, ``contact`` (push's) reads the disc and the block from
+it. Actions are float32 in ``[low, high]``.
 """
 
 from __future__ import annotations
@@ -10,7 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-POLICIES = ("uniform", "correlated")
+from jepa_world.envs.push_contact import Push, contact_action, sample_push
+
+POLICIES = ("uniform", "correlated", "contact")
+#: Policies that read one task's observations: the task ids they work on.
+POLICY_TASKS = {"contact": ("jepa_world/Push-v0",)}
 
 
 @dataclass
@@ -21,7 +28,7 @@ class UniformPolicy:
     high: np.ndarray
     rng: np.random.Generator
 
-    def __call__(self) -> np.ndarray:
+    def __call__(self, obs: dict | None = None) -> np.ndarray:
         return self.rng.uniform(self.low, self.high).astype(np.float32)
 
 
@@ -45,10 +52,51 @@ class CorrelatedNoisePolicy:
         self._half = (self.high - self.low) / 2
         self._z = self.rng.normal(size=self.low.shape) * self.sigma
 
-    def __call__(self) -> np.ndarray:
+    def __call__(self, obs: dict | None = None) -> np.ndarray:
         eps = self.rng.normal(size=self.low.shape)
         self._z = self.beta * self._z + np.sqrt(1.0 - self.beta**2) * self.sigma * eps
         return np.clip(self._centre + self._half * self._z, self.low, self.high).astype(np.float32)
+
+
+@dataclass
+class ContactPushPolicy:
+    """Push's data policy: the scripted contact pusher with correlated noise, so the data
+    cover the table and contact from every side.
+
+    Stretches alternate: with probability ``push_fraction`` a push at a random contact
+    (:func:`~jepa_world.envs.push_contact.sample_push`, random strength) for 15-50 steps, the
+    correlated noise (``sigma * noise_scale``) added to its forces; otherwise 5-15 steps of the
+    correlated noise alone. ``obs`` must hold ``proprio`` (the disc) and ``achieved_goal`` (the
+    block pose).
+    """
+
+    low: np.ndarray
+    high: np.ndarray
+    rng: np.random.Generator
+    beta: float = 0.9
+    sigma: float = 0.8
+    push_fraction: float = 0.8
+    noise_scale: float = 0.4
+
+    def __post_init__(self) -> None:
+        self._noise = CorrelatedNoisePolicy(self.low, self.high, self.rng, self.beta, self.sigma)
+        self._push: Push | None = None
+        self._left = 0
+
+    def __call__(self, obs: dict | None = None) -> np.ndarray:
+        if obs is None or "proprio" not in obs or "achieved_goal" not in obs:
+            raise ValueError("the contact policy reads the observation: call it as policy(obs) "
+                             "with obs['proprio'] (the disc) and obs['achieved_goal'] (the block)")
+        if self._left == 0:
+            pushing = self.rng.random() < self.push_fraction
+            self._push = sample_push(self.rng, strength=(0.5, 1.0)) if pushing else None
+            self._left = int(self.rng.integers(15, 51) if pushing else self.rng.integers(5, 16))
+        self._left -= 1
+        noise = self._noise()
+        if self._push is None:
+            return noise
+        action = contact_action(obs["proprio"], obs["achieved_goal"], self._push)
+        return np.clip(action + self.noise_scale * noise, self.low, self.high).astype(np.float32)
 
 
 def make_policy(
@@ -59,7 +107,7 @@ def make_policy(
     beta: float = 0.9,
     sigma: float = 0.8,
 ):
-    """Build an exploration policy by name (``uniform`` or ``correlated``) for one episode."""
+    """Build an exploration policy by name (one of :data:`POLICIES`) for one episode."""
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     low = np.asarray(low, dtype=np.float64)
     high = np.asarray(high, dtype=np.float64)
@@ -67,4 +115,6 @@ def make_policy(
         return UniformPolicy(low, high, rng)
     if name == "correlated":
         return CorrelatedNoisePolicy(low, high, rng, beta=beta, sigma=sigma)
+    if name == "contact":
+        return ContactPushPolicy(low, high, rng, beta=beta, sigma=sigma)
     raise ValueError(f"unknown exploration policy {name!r}; choose one of {', '.join(POLICIES)}")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jepa_world.envs import ENV_IDS, GOAL_IMAGE_ID, EvalProtocol
-from jepa_world.envs.exploration import POLICIES
+from jepa_world.envs.exploration import POLICIES, POLICY_TASKS
 from jepa_world.errors import ConfigError
 
 
@@ -44,6 +44,13 @@ class EnvConfig:
     #: the world model's state loss and the ``state`` probe use them
     state_dims: list[int] = field(default_factory=lambda: [0, 1])
     state_angles: bool = True  #: the state entries are angles (probes regress sin and cos)
+    #: where the ``state`` / ``motion`` probes read the state: ``proprio`` (``state_dims``,
+    #: ``state_angles``) or ``goal``: the task's goal vector of each frame, from its stored sim
+    #: state, its angle coordinates as sines and cosines (push: the block's x, y and angle)
+    probe_state: str = "proprio"
+    #: the exploration policy that collects this task's data under ``policy=auto`` (the
+    #: collect command's default); see :data:`jepa_world.envs.exploration.POLICIES`
+    exploration: str = "correlated"
     protocol: EvalProtocol = field(default_factory=EvalProtocol)
 
     def __post_init__(self) -> None:
@@ -62,6 +69,10 @@ class EnvConfig:
             check(not self.goal and not self.proprio and not self.kwargs, "env.id",
                   f"goal, proprio and kwargs describe an adapted env; {self.name} is one of "
                   f"jepa_world's own tasks")
+        check_choice(self.probe_state, ("proprio", "goal"), "env.probe_state")
+        check(not (self.id and self.probe_state == "goal"), "env.probe_state",
+              "goal reads the sim states of jepa_world's own tasks; adapted envs use proprio")
+        check_choice(self.exploration, POLICIES, "env.exploration")
         check(8 <= self.image_size <= 1024, "env.image_size",
               f"must be between 8 and 1024 pixels, got {self.image_size}")
         check(self.frame_skip >= 1, "env.frame_skip", f"must be >= 1, got {self.frame_skip}")
@@ -142,12 +153,13 @@ def check_gym_id(env_id: str) -> None:
 class PolicyConfig:
     """Exploration policy used to collect data (see :mod:`jepa_world.envs.exploration`)."""
 
-    name: str = "correlated"
+    #: ``auto``: the task's own (``env.exploration``), else one of ``POLICIES``
+    name: str = "auto"
     beta: float = 0.9  #: correlated: persistence of the noise per step, in [0, 1)
     sigma: float = 0.8  #: correlated: stationary std in units of half the action range
 
     def __post_init__(self) -> None:
-        check_choice(self.name, POLICIES, "policy.name")
+        check_choice(self.name, ("auto", *POLICIES), "policy.name")
         check(0.0 <= self.beta < 1.0, "policy.beta", f"must be in [0, 1), got {self.beta}")
         check(self.sigma > 0.0, "policy.sigma", f"must be > 0, got {self.sigma}")
 
@@ -176,5 +188,11 @@ class CollectConfig:
         check(self.episodes_per_shard >= 1, "episodes_per_shard",
               f"must be >= 1, got {self.episodes_per_shard}")
         check(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
+        if self.policy.name == "auto":  # the manifest records the policy that ran
+            self.policy.name = self.env.exploration
+        tasks = POLICY_TASKS.get(self.policy.name)
+        check(tasks is None or self.env.env_id in tasks, "policy.name",
+              f"{self.policy.name} reads the observations of {', '.join(tasks or [])} only, "
+              f"not {self.env.env_id}")
         if not self.data_dir:
             self.data_dir = f"data/{self.env.short_name}_{self.env.image_size}px"

@@ -27,8 +27,9 @@ def test_collect_command(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["env=pusht"],
-     "error: unknown env 'pusht'; known: gym, maze, pointmaze, reach, reacher, tworoom"),
-    (["policy=brownian"], "error: unknown policy 'brownian'; known: correlated, uniform"),
+     "error: unknown env 'pusht'; known: gym, maze, pointmaze, push, reach, reacher, tworoom"),
+    (["policy=brownian"],
+     "error: unknown policy 'brownian'; known: auto, contact, correlated, uniform"),
     (["episodes=-3"], "error: episodes: must be >= 1, got -3"),
     (["env.name=jepa_world/Nope-v0"], "error: env.name: unknown env 'jepa_world/Nope-v0'"),
     (["vectorization=threads"], "error: vectorization: 'threads' is not one of sync, async"),

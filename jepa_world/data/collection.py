@@ -192,7 +192,8 @@ def rollout_group(
     goals = obs["desired_goal"].copy()
     pixels[:, 0], proprio[:, 0], sim_state[:, 0] = obs["pixels"], obs["proprio"], info["sim_state"]
     for t in range(length):
-        actions[:, t] = np.stack([policy() for policy in policies])
+        actions[:, t] = np.stack([policy({key: value[k] for key, value in obs.items()})
+                                  for k, policy in enumerate(policies)])
         obs, _, terminated, truncated, info = vec_env.step(actions[:, t])
         if t < length - 1 and np.any(terminated | truncated):
             raise RuntimeError(f"an episode ended early at step {t + 1} of {length}")

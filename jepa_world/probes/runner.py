@@ -21,11 +21,12 @@ import torch
 from tqdm.auto import tqdm
 
 from jepa_world.atomic import atomic_write_text
+from jepa_world.config import EnvConfig
 from jepa_world.devices import resolve_device
 from jepa_world.probes.config import ProbeConfig
 from jepa_world.probes.encoders import check_spec, extract_features, load_encoder
 from jepa_world.probes.heads import build_probe
-from jepa_world.probes.tasks import TaskData, build_task
+from jepa_world.probes.tasks import StateFn, TaskData, build_task
 from jepa_world.probes.train import train_probe
 
 RESULTS_FILE = "probe_results.json"
@@ -49,6 +50,22 @@ def prepare_dataset(cfg: ProbeConfig) -> Path:
 
     return ensure_env_data(cfg.env, cfg.data, cfg.data.seed, cfg.progress,
                            data_dir=cfg.data_dir)
+
+
+def probe_state(env: EnvConfig) -> tuple[list[int], list[bool] | bool, StateFn | None]:
+    """What the state and motion probes read, ``(dims, angle flags, state_fn)``: the task's
+    ``proprio[state_dims]``, or (``env.probe_state=goal``) every coordinate of its goal vector
+    computed from each frame's sim state, the task's angle coordinates flagged."""
+    if env.probe_state == "proprio":
+        return list(env.state_dims), env.state_angles, None
+    task = env.make(disable_env_checker=True)
+    try:
+        unwrapped = task.unwrapped
+        size = unwrapped.observation_space["desired_goal"].shape[0]
+        angles = [i in unwrapped.goal_angles for i in range(size)]
+        return list(range(size)), angles, unwrapped.goal_from_sim_states
+    finally:
+        task.close()  # the renderer only: the goal function needs the model alone
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -131,10 +148,11 @@ def run_probes(cfg: ProbeConfig) -> ProbeReport:
 
     train_ids, test_ids = split_episodes(root, cfg.data.test_fraction)
     d = cfg.data
+    dims, angles, state_fn = probe_state(cfg.env)
     tasks = [build_task(name, root, train_ids, test_ids, frame_stride=d.frame_stride,
                         clip_frames=d.clip_frames, clip_step=d.clip_step,
-                        clip_stride=d.clip_stride, state_dims=cfg.env.state_dims,
-                        angles=cfg.env.state_angles) for name in cfg.tasks]
+                        clip_stride=d.clip_stride, state_dims=dims, angles=angles,
+                        state_fn=state_fn) for name in cfg.tasks]
     writer = None
     if cfg.tensorboard:
         from torch.utils.tensorboard import SummaryWriter

@@ -1,11 +1,12 @@
 """Probe tasks built from a collected dataset, split by held-out EPISODES.
 
 The task's state is ``q = proprio[:, state_dims]`` (``env.state_dims``; reach: the two joint
-angles, adapted envs: what their config names).
+angles, adapted envs: what their config names), or a vector computed from each frame's stored
+sim state (``state_fn``; push: the block's ``[x, y, theta]``).
 
-* ``state`` - regression of the state from ONE frame. Targets for angles
-  ``[sin q1, sin q2, cos q1, cos q2]`` (wrap-free), else ``q`` itself; metric: R^2 on the test
-  episodes, averaged over the outputs.
+* ``state`` - regression of the state from ONE frame. Targets: each plain entry itself, then the
+  sines and cosines of the angle entries (wrap-free; reach ``[sin q1, sin q2, cos q1, cos q2]``);
+  metric: R^2 on the test episodes, averaged over the outputs.
 * ``motion`` - 4-way classification from a short clip of the first state entry's motion (reach:
   the shoulder): direction (sign of its change, unwrapped for angles, from the clip's first to
   its last frame) x speed (``|change|`` above the median of the TRAINING clips = fast). A single
@@ -19,7 +20,7 @@ Pixels stay uint8 ``[M, L, 3, H, W]`` (``L = 1`` for ``state``); encoders see th
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,8 @@ import torch
 from jepa_world.data.windows import WindowDataset
 
 TASK_NAMES = ("state", "motion")
+#: ``sim states [..., S] -> state [..., K]`` (e.g. a task's goal vector of each frame)
+StateFn = Callable[[np.ndarray], np.ndarray]
 MOTION_CLASSES = ("cw slow", "cw fast", "ccw slow", "ccw fast")
 
 
@@ -64,9 +67,29 @@ def wrap_angle(x: np.ndarray) -> np.ndarray:
     return (x + math.pi) % (2 * math.pi) - math.pi
 
 
-def state_targets(angles: np.ndarray) -> np.ndarray:
-    """``angles [M, 2]`` (rad) -> ``[M, 4]`` = ``[sin q1, sin q2, cos q1, cos q2]``."""
-    return np.concatenate([np.sin(angles), np.cos(angles)], axis=-1).astype(np.float32)
+def angle_mask(angles: bool | Sequence[bool], n: int) -> np.ndarray:
+    """``[n]`` bool: which of ``n`` state entries are angles (one flag for all, or one each)."""
+    mask = np.broadcast_to(np.asarray(angles, dtype=bool), (n,)) if np.ndim(angles) == 0 \
+        else np.asarray(angles, dtype=bool)
+    if mask.shape != (n,):
+        raise ValueError(f"angles: need one flag or {n} (one per state entry), got {len(mask)}")
+    return mask
+
+
+def state_targets(state: np.ndarray, angles: bool | Sequence[bool] = True) -> np.ndarray:
+    """``state [M, K]`` -> targets: the plain entries, then ``sin`` and ``cos`` of the angle
+    entries (all angles: ``[M, 2K]`` = ``[sin q1, .., sin qK, cos q1, .., cos qK]``)."""
+    mask = angle_mask(angles, state.shape[-1])
+    return np.concatenate([state[..., ~mask], np.sin(state[..., mask]),
+                           np.cos(state[..., mask])], axis=-1).astype(np.float32)
+
+
+def target_names(names: Sequence[str], angles: bool | Sequence[bool] = True) -> list[str]:
+    """The names of :func:`state_targets`' outputs for state entries ``names``."""
+    mask = angle_mask(angles, len(names))
+    plain = [n for n, a in zip(names, mask, strict=True) if not a]
+    angular = [n for n, a in zip(names, mask, strict=True) if a]
+    return plain + [f"{f} {n}" for f in ("sin", "cos") for n in angular]
 
 
 def angle_change(angles: np.ndarray, wrap: bool = True) -> np.ndarray:
@@ -109,32 +132,37 @@ def majority_chance(train_labels: torch.Tensor, test_labels: torch.Tensor) -> fl
 
 
 def load_windows(root: str | Path, episodes: Sequence[int], frames: int, frame_step: int,
-                 stride: int) -> tuple[torch.Tensor, np.ndarray]:
+                 stride: int, state_fn: StateFn | None = None) -> tuple[torch.Tensor, np.ndarray]:
     """Every window of ``frames`` frames of the given episodes.
 
     Returns:
-        ``(pixels uint8 [M, frames, 3, H, W], proprio float32 [M, frames, P])``.
+        ``(pixels uint8 [M, frames, 3, H, W], proprio float32 [M, frames, P])``; with
+        ``state_fn`` (``sim states [..., S] -> [..., K]``) its state in place of the proprio.
     """
+    key = "proprio" if state_fn is None else "sim_state"
     ds = WindowDataset(root, context=frames, frameskip=frame_step, stride=stride,
-                       episodes=episodes, fields=("pixels", "proprio"))
+                       episodes=episodes, fields=("pixels", key))
     try:
         items = [ds[i] for i in range(len(ds))]
     finally:
         ds.close()
     pixels = torch.stack([it["pixels"] for it in items])
-    proprio = np.stack([it["proprio"].numpy() for it in items])
-    return pixels, proprio
+    values = np.stack([it[key].numpy() for it in items])
+    return pixels, (values if state_fn is None else np.asarray(state_fn(values), np.float32))
 
 
 def build_task(name: str, root: str | Path, train_ids: Sequence[int], test_ids: Sequence[int],
                frame_stride: int = 2, clip_frames: int = 4, clip_step: int = 2,
                clip_stride: int = 2, state_dims: Sequence[int] = (0, 1),
-               angles: bool = True) -> TaskData:
+               angles: bool | Sequence[bool] = True,
+               state_fn: StateFn | None = None) -> TaskData:
     """Read the windows of task ``name`` and label them.
 
     The state is ``proprio[state_dims]`` (the task's ``env.state_dims``; reach: the two joint
-    angles); with ``angles`` the ``state`` targets are their sines and cosines, else the values
-    themselves; ``motion`` follows the first state entry.
+    angles), or with ``state_fn`` (``sim states [..., S] -> [..., K]``) its vector ``[state_dims]``
+    of each frame; ``angles`` (one flag, or one per state entry) says which entries are angles:
+    their ``state`` targets are sines and cosines (:func:`state_targets`), and their motion is
+    unwrapped; ``motion`` follows the first state entry.
 
     Args:
         name: ``state`` or ``motion``.
@@ -152,23 +180,24 @@ def build_task(name: str, root: str | Path, train_ids: Sequence[int], test_ids: 
     dims = list(state_dims)
     if not dims:
         raise ValueError("the probe tasks need state dims (env.state_dims) to read from proprio")
+    mask = angle_mask(angles, len(dims))
     if name == "state":
-        sets = [load_windows(root, ids, 1, 1, frame_stride) for ids in (train_ids, test_ids)]
+        sets = [load_windows(root, ids, 1, 1, frame_stride, state_fn)
+                for ids in (train_ids, test_ids)]
         (trp, trq), (tep, teq) = sets
 
         def targets(q: np.ndarray) -> torch.Tensor:
-            state = q[:, 0, dims]
-            return torch.from_numpy(state_targets(state) if angles else state.astype(np.float32))
+            return torch.from_numpy(state_targets(q[:, 0, dims], mask))
 
-        names = [f"q{d + 1}" for d in dims]
-        described = [f"{f} {n}" for f in ("sin", "cos") for n in names] if angles else names
+        described = target_names([f"q{d + 1}" for d in dims], mask)
         return TaskData(name, "regression", "r2", len(described), trp, targets(trq), tep,
                         targets(teq), info={"targets": ", ".join(described)})
-    sets = [load_windows(root, ids, clip_frames, clip_step, clip_stride)
+    sets = [load_windows(root, ids, clip_frames, clip_step, clip_stride, state_fn)
             for ids in (train_ids, test_ids)]
     (trp, trq), (tep, teq) = sets
-    train_labels, threshold = motion_labels(trq[:, :, dims[0]], wrap=angles)
-    test_labels, _ = motion_labels(teq[:, :, dims[0]], threshold, wrap=angles)
+    wrap = bool(mask[0])
+    train_labels, threshold = motion_labels(trq[:, :, dims[0]], wrap=wrap)
+    test_labels, _ = motion_labels(teq[:, :, dims[0]], threshold, wrap=wrap)
     train_y, test_y = torch.from_numpy(train_labels), torch.from_numpy(test_labels)
     return TaskData(
         name, "classification", "accuracy", len(MOTION_CLASSES), trp, train_y, tep, test_y,
@@ -178,4 +207,5 @@ def build_task(name: str, root: str | Path, train_ids: Sequence[int], test_ids: 
 
 
 __all__ = ["MOTION_CLASSES", "TASK_NAMES", "TaskData", "angle_change", "build_task",
-           "load_windows", "majority_chance", "motion_labels", "state_targets", "wrap_angle"]
+           "load_windows", "majority_chance", "motion_labels", "state_targets", "target_names",
+           "wrap_angle"]
