@@ -33,6 +33,7 @@ from jepa_world.checkpoints.decoder import DECODER_DIR, load_decoder, save_decod
 from jepa_world.checkpoints.format import load_typed
 from jepa_world.checkpoints.hf import HF_FORMAT
 from jepa_world.checkpoints.official import OVERRIDES as OFFICIAL_OVERRIDES
+from jepa_world.imagination import compute_batch, imagine_chunk, supports_fast_rollout
 from jepa_world.models.ac_predictor import ACPredictor
 from jepa_world.models.inputs import IMAGENET_MEAN, IMAGENET_STD
 from jepa_world.models.pooling import build_pooler
@@ -281,6 +282,7 @@ class WorldModel(nn.Module):
         history_actions: torch.Tensor | None = None,
         max_context: int | None = None,
         return_proprio: bool = False,
+        reference: bool = False,
     ) -> torch.Tensor | Prediction:
         """Autoregressive imagination of ``S`` candidate action sequences per episode.
 
@@ -289,6 +291,9 @@ class WorldModel(nn.Module):
         frame is the proprio head's prediction, or the last known proprio without a head.
         Candidates (``B * S``) are processed ``chunk_size`` at a time, so memory is bounded for
         any ``S``. Gradients flow to ``action_sequences`` (wrap in ``torch.no_grad()`` for CEM).
+        The steps skip the work whose result is never used (:mod:`jepa_world.imagination`);
+        ``reference=True`` runs the plain algorithm instead (the whole predictor on the window
+        at every step: the specification, for tests and benchmarks).
 
         Args:
             history: ``[B, T, N, D]`` latents of the last ``T`` observed frames.
@@ -324,12 +329,20 @@ class WorldModel(nn.Module):
                              f"{chunk_size}")
 
         flat = rearrange(a, "b s h a -> (b s) h a")
+        fast = not reference and supports_fast_rollout(self.predictor)
+        step = compute_batch(b * s, chunk_size, history.device) if fast else chunk_size
         latents, props = [], []
-        for start in range(0, b * s, chunk_size):
-            stop = min(start + chunk_size, b * s)
+        for start in range(0, b * s, step):
+            stop = min(start + step, b * s)
             episode = torch.arange(start, stop, device=history.device) // s
-            z, p = self._rollout_chunk(history[episode], history_actions[episode],
-                                       states[episode], flat[start:stop], window)
+            if fast:  # the chunk's episodes once, and each candidate's row among them
+                first, last = start // s, (stop - 1) // s + 1
+                z, p = imagine_chunk(self, history[first:last], history_actions[first:last],
+                                     states[first:last], episode - first, flat[start:stop],
+                                     window)
+            else:
+                z, p = self._rollout_chunk(history[episode], history_actions[episode],
+                                           states[episode], flat[start:stop], window)
             latents.append(z)
             props.append(p)
         pred = rearrange(torch.cat(latents), "(b s) h n d -> b s h n d", b=b)
@@ -341,8 +354,9 @@ class WorldModel(nn.Module):
         return Prediction(pred, rearrange(props_raw, "(b s) h p -> b s h p", b=b))
 
     def _rollout_chunk(self, z, past_actions, states, candidates, window):
-        """One chunk of ``C`` candidates: z ``[C, T, N, D]``, past_actions ``[C, T-1, A']``,
-        states ``[C, T, P']``, candidates ``[C, H, A']`` -> (``[C, H, N, D]``, ``[C, H, P]``)."""
+        """The reference algorithm on one chunk of ``C`` candidates: z ``[C, T, N, D]``,
+        past_actions ``[C, T-1, A']``, states ``[C, T, P']``, candidates ``[C, H, A']`` ->
+        (``[C, H, N, D]``, ``[C, H, P]``)."""
         frames, acts, sts = list(z.unbind(1)), list(past_actions.unbind(1)), list(states.unbind(1))
         preds, props = [], []
         for k in range(candidates.shape[1]):

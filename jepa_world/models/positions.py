@@ -176,6 +176,35 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return torch.cat([head, tail], dim=-1)
 
 
+def rope_factors(positions: torch.Tensor, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`rope_angles` laid out for :func:`rotate_pairs_with`: ``(cos, signed_sin)``, each
+    ``[..., N, head_dim]`` (even ``head_dim``), padded with 1 / 0 over the unrotated channels and
+    the sine negated on even channels, so ``x * cos + swap_pairs(x) * signed_sin`` equals
+    :func:`apply_rope` (negation is exact in floating point)."""
+    if head_dim % 2:
+        raise ValueError(f"rope_factors needs an even head_dim, got {head_dim}")
+    cos, sin = rope_angles(positions, head_dim)
+    sign = torch.tensor([-1.0, 1.0], device=sin.device).repeat(sin.shape[-1] // 2)
+    pad = head_dim - cos.shape[-1]
+    if pad:
+        cos = torch.cat([cos, cos.new_ones(*cos.shape[:-1], pad)], dim=-1)
+        sin = torch.cat([sin * sign, sin.new_zeros(*sin.shape[:-1], pad)], dim=-1)
+        return cos, sin
+    return cos, sin * sign
+
+
+def swap_pairs(x: torch.Tensor) -> torch.Tensor:
+    """``(x0, x1, x2, x3, ...) -> (x1, x0, x3, x2, ...)`` over the last (even) dimension."""
+    pairs = rearrange(x, "... (c two) -> ... c two", two=2)
+    return rearrange(pairs.flip(-1), "... c two -> ... (c two)")
+
+
+def rotate_pairs_with(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor):
+    """RoPE by :func:`rope_factors` (any layout whose last dim is ``head_dim`` and that
+    broadcasts against the factors): one multiply-add, no split or concatenation."""
+    return x * cos + swap_pairs(x) * signed_sin
+
+
 # --------------------------------------------------------------------------- token indices
 
 

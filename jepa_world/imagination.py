@@ -1,0 +1,230 @@
+"""Imagination that costs what it must: :meth:`WorldModel.rollout`'s autoregressive steps
+computed without the work whose result is never used.
+
+The reference algorithm (``WorldModel.rollout(..., reference=True)``) runs the whole predictor
+on the last ``window`` frames at every imagined step and keeps the newest frame's prediction.
+This computes the same numbers (to float rounding) with less:
+
+* every frame is embedded once (the action, state and patch embeddings are per token; only the
+  positions, which RoPE applies inside attention, depend on the window);
+* RoPE factors and frame-causal masks are built once per window length (:func:`window_tables`);
+* frames whose inputs every candidate of an episode shares (history frames before the last
+  one: their actions are past actions) are computed once per episode and their keys / values
+  handed to the candidates (frame-block-causal attention: they never see later frames);
+* the last block, the output norm and projection and the proprio head run on the newest frame's
+  patch tokens only (the reference discards the rest).
+
+No key / value cache crosses steps: when the window slides, every frame's hidden state changes
+(it no longer sees the frame that left), so such a cache would not give the reference's numbers.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from jepa_world.models import fused
+from jepa_world.models.ac_predictor import ACPredictor, frame_causal_mask, step_positions
+from jepa_world.models.attention import Block
+from jepa_world.models.positions import rope_factors, rotate_pairs_with
+
+#: Candidates a CPU predictor batch holds at most: on this project's 2-core Xeon 1,024 at once
+#: imagine 15-20% fewer candidate-steps a second than 256-512 (the ``[C * tokens, 4 * width]``
+#: MLP activations no longer fit the cache: ``python -m bench.rollout_throughput``).
+CPU_BATCH = 256
+
+Tables = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # cos, signed sin, mask
+
+
+def supports_fast_rollout(predictor: nn.Module) -> bool:
+    """Whether :func:`imagine_chunk` applies: an AC predictor with frame-causal attention, no
+    extrinsics and an even head width (RoPE pairs)."""
+    return (isinstance(predictor, ACPredictor) and predictor.is_frame_causal
+            and not predictor.use_extrinsics
+            and (predictor.predictor_dim // predictor.num_heads) % 2 == 0)
+
+
+def compute_batch(total: int, chunk_size: int, device: torch.device) -> int:
+    """Candidates per predictor batch for ``total`` candidates: ``chunk_size`` (the caller's
+    memory bound), on a CPU at most :data:`CPU_BATCH`, in equal parts (300 -> 2 x 150, not
+    256 + 44)."""
+    if device.type != "cpu" or total <= CPU_BATCH:
+        return min(chunk_size, total)
+    cap = min(chunk_size, CPU_BATCH)
+    return -(-total // -(-total // cap))
+
+
+@functools.lru_cache(maxsize=64)
+def window_tables(frames: int, cond: int, grid: tuple[int, int], heads: int, head_dim: int,
+                  device: torch.device, dtype: torch.dtype) -> Tables:
+    """RoPE factors ``[frames L, 1, R]`` (``L = cond + H' W'`` tokens a frame, a broadcast axis
+    for the heads) and the frame-causal mask ``[frames L, frames L]`` of a window of ``frames``
+    frames. ``R <= head_dim``: the channels some token of the window really rotates (a 1 x 1
+    grid never rotates the height / width channels, a 1-frame window nothing); the rest
+    would be multiplied by 1 and added 0, which changes no bit. Cached: never modify them."""
+    positions = step_positions(frames, cond, *grid, device=device)
+    cos, sin = rope_factors(positions, head_dim)
+    moving = ((sin != 0) | (cos != 1)).any(dim=0).nonzero()
+    rotated = 0 if len(moving) == 0 else int(moving[-1]) // 2 * 2 + 2
+    mask = frame_causal_mask(frames, cond + grid[0] * grid[1], device=device)
+    return cos[:, :rotated].to(dtype)[:, None], sin[:, :rotated].to(dtype)[:, None], mask
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """RoPE on the first ``R = cos.shape[-1]`` channels of ``x [B, n, heads, d]`` (in place
+    when no gradient is recorded: ``x`` is then a fresh projection nobody else holds)."""
+    r = cos.shape[-1]
+    if r == 0:
+        return x
+    if r == x.shape[-1]:
+        return rotate_pairs_with(x, cos, sin)
+    head = rotate_pairs_with(x[..., :r], cos, sin)
+    if torch.is_grad_enabled():
+        return torch.cat([head, x[..., r:]], dim=-1)
+    x[..., :r] = head
+    return x
+
+
+def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """``[B, n, (h d)] -> [B, n, h, d]`` (a view)."""
+    return rearrange(x, "b n (h d) -> b n h d", h=heads)
+
+
+def _attend(blk: Block, x: torch.Tensor, cos, sin, mask, past_kv, newest: int | None):
+    """One block on tokens ``x [B, n, Dp]`` that follow ``past_kv`` (keys / values ``[B, h, p,
+    d]`` of earlier frames, or None). ``cos`` / ``sin`` cover ``x``'s positions; ``mask``
+    ``[n, p + n]``. With ``newest``, only the last ``newest`` tokens' outputs are computed.
+    Returns ``(output, (k, v))`` with ``x``'s own keys / values ``[B, h, n, d]``."""
+    attn, h = blk.attn, blk.attn.num_heads
+    dp = x.shape[-1]
+    normed = blk.norm1(x)
+    if newest is None:  # queries and keys rotated together: [B, n, 2h, d]
+        qkv = _heads(fused.linear(normed, attn.qkv), 3 * h)
+        qk = _rotate(qkv[:, :, :2 * h], cos, sin)
+        q, k, v = qk[:, :, :h], qk[:, :, h:], qkv[:, :, 2 * h:]
+    else:  # queries of the newest tokens only; keys / values of all
+        q = _heads(fused.weight_rows(attn.qkv, slice(0, dp), normed[:, -newest:]), h)
+        kv = _heads(fused.weight_rows(attn.qkv, slice(dp, None), normed), 2 * h)
+        q = _rotate(q, cos[-newest:], sin[-newest:])
+        k, v = _rotate(kv[:, :, :h], cos, sin), kv[:, :, h:]
+        mask, x = None, x[:, -newest:]  # the newest frame sees every frame
+    q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+    keys, values = (k, v) if past_kv is None else (torch.cat([past_kv[0], k], 2),
+                                                   torch.cat([past_kv[1], v], 2))
+    out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+    x = fused.linear(rearrange(out, "b h n d -> b n (h d)"), attn.proj, residual=x)
+    hidden = fused.linear(blk.norm2(x), blk.mlp.fc1, gelu=True)
+    return fused.linear(hidden, blk.mlp.fc2, residual=x), (k, v)
+
+
+def _shared_kv(blocks, x: torch.Tensor, tables: Tables) -> list:
+    """Keys / values at every block of the shared frames ``x [E, pL, Dp]`` (window start)."""
+    cos, sin, mask = tables
+    n = x.shape[1]
+    kvs = []
+    for i, blk in enumerate(blocks):
+        if i == len(blocks) - 1:
+            h, dp = blk.attn.num_heads, x.shape[-1]
+            kv = _heads(fused.weight_rows(blk.attn.qkv, slice(dp, None), blk.norm1(x)), 2 * h)
+            k = _rotate(kv[:, :, :h], cos[:n], sin[:n]).transpose(1, 2)
+            kvs.append((k, kv[:, :, h:].transpose(1, 2)))
+        else:
+            x, kv = _attend(blk, x, cos[:n], sin[:n], mask[:n, :n], None, None)
+            kvs.append(kv)
+    return kvs
+
+
+class _Chunk:
+    """The embedded frames of one chunk of candidates and the predictor steps over them."""
+
+    def __init__(self, model, z, past_actions, states, episode, candidates):
+        p: ACPredictor = model.predictor
+        self.model, self.p, self.episode = model, p, episode
+        self.n = p.tokens_per_frame
+        self.t = z.shape[1]
+        dtype = z.dtype
+        emb = torch.cat([p.state_encoder(states)[:, :, None],
+                         p.predictor_embed(z)], dim=2)                  # [E, T, 1 + N, Dp]
+        acts = p.action_encoder(candidates.to(dtype))                    # [C, H, Dp]
+        self.cand_actions = acts
+        # shared frames 0..T-2: [E, T-1, L, Dp]; frame T-1 onwards: one [C, L, Dp] each
+        self.shared = torch.cat([p.action_encoder(past_actions.to(dtype))[:, :, None],
+                                 emb[:, :-1]], dim=2)
+        self.frames = [torch.cat([acts[:, :1], emb[episode, -1]], dim=1)]
+        self.state_dtype = states.dtype
+
+    def _per_candidate(self, x: torch.Tensor) -> torch.Tensor:
+        """An episode tensor ``[E, ...]`` -> ``[C, ...]`` (a view when ``E == 1``)."""
+        if x.shape[0] == 1:
+            return x.expand(len(self.episode), *x.shape[1:])
+        return x[self.episode]
+
+    def append(self, latent: torch.Tensor, state: torch.Tensor, k: int) -> None:
+        """Embed the imagined frame ``latent [C, N, D]`` (state ``[C, S]``) with action
+        ``k``."""
+        p = self.p
+        self.frames.append(torch.cat([self.cand_actions[:, k:k + 1],
+                                      p.state_encoder(state)[:, None],
+                                      p.predictor_embed(latent)], dim=1))
+
+    def step(self, window: int):
+        """The prediction of the frame after the newest: ``([C, N, D], [C, S] | None)``."""
+        p, blocks, n = self.p, self.p.predictor_blocks, self.n
+        total = self.t - 1 + len(self.frames)
+        start = max(0, total - window)
+        shared = max(0, self.t - 1 - start)                 # shared frames in the window
+        own = self.frames[len(self.frames) - (total - start - shared):]
+        x = rearrange(torch.stack(own, 1), "c f l d -> c (f l) d")
+        cos, sin, mask = window_tables(total - start, p.num_cond_tokens, p.grid_hw, p.num_heads,
+                                       p.predictor_dim // p.num_heads, x.device, x.dtype)
+        past = [None] * len(blocks)
+        lead = shared * (p.num_cond_tokens + n)
+        if shared:
+            head = rearrange(self.shared[:, start:start + shared], "e f l d -> e (f l) d")
+            past = [(self._per_candidate(k), self._per_candidate(v)) for k, v in
+                    _shared_kv(blocks, head, (cos, sin, mask))]
+        cos, sin, mask = cos[lead:], sin[lead:], mask[lead:]
+        for i, blk in enumerate(blocks):
+            last = i == len(blocks) - 1
+            x, _ = _attend(blk, x, cos, sin, mask, past[i], n if last else None)
+        latent = fused.linear(p.predictor_norm(x), p.predictor_proj)     # [C, N, D]
+        head = self.model.proprio_head
+        state = head(latent.mean(dim=1)) if head is not None else None
+        return latent, state
+
+
+def imagine_chunk(model, z: torch.Tensor, past_actions: torch.Tensor, states: torch.Tensor,
+                  episode: torch.Tensor, candidates: torch.Tensor, window: int):
+    """One chunk of ``C`` candidates of :meth:`WorldModel.rollout`.
+
+    Args:
+        model: the :class:`~jepa_world.world_model.WorldModel` (its predictor passes
+            :func:`supports_fast_rollout`).
+        z: ``[E, T, N, D]`` history latents of the chunk's episodes; ``past_actions``
+            ``[E, T-1, A']``; ``states`` ``[E, T, S]`` (normalised predictor states).
+        episode: ``[C]`` each candidate's episode (row of ``z``).
+        candidates: ``[C, H, A']`` step actions.
+        window: frames the predictor sees (``max_context``).
+
+    Returns:
+        ``([C, H, N, D], [C, H, P] | None)``: latents and normalised proprio-head outputs.
+    """
+    chunk = _Chunk(model, z, past_actions, states, episode, candidates)
+    last_state = states[episode, -1]
+    preds, props = [], []
+    for k in range(candidates.shape[1]):
+        latent, state = chunk.step(window)
+        preds.append(latent)
+        if state is not None:
+            props.append(state)
+            last_state = state.to(chunk.state_dtype)
+        if k + 1 < candidates.shape[1]:
+            chunk.append(latent, last_state, k + 1)
+    return torch.stack(preds, 1), (torch.stack(props, 1) if props else None)
+
+
+__all__ = ["CPU_BATCH", "compute_batch", "imagine_chunk", "supports_fast_rollout", "window_tables"]

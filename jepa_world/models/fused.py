@@ -1,0 +1,48 @@
+"""Linear layers fused with what follows them (exact GELU, a residual add) on the CPU.
+
+oneDNN's ``mkldnn::_linear_pointwise`` (the kernel ``torch.compile`` itself fuses to on CPUs)
+computes ``gelu(x W^T + b)`` and ``r + x W^T + b`` in one pass, and gives the unfused ops' float32
+results bit for bit (tested); it skips the bias copy and the extra pass over the activations
+(linear + GELU ~2x faster on ``[2304, 96] -> 384``). It has no autograd formula and does not
+autocast, so it is used only for float32 CPU tensors without gradients and outside autocast;
+everything else takes the plain ops.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _fusable(x: torch.Tensor) -> bool:
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()
+            and not torch.is_autocast_enabled("cpu") and torch.backends.mkldnn.is_available())
+
+
+def linear(x: torch.Tensor, layer: nn.Linear, gelu: bool = False,
+           residual: torch.Tensor | None = None) -> torch.Tensor:
+    """``gelu(layer(x))`` (``gelu``: exact, erf form) or ``residual + layer(x)``, or
+    ``layer(x)``."""
+    if _fusable(x):
+        kernel = torch.ops.mkldnn._linear_pointwise
+        if residual is not None:
+            return kernel.binary(x, residual, layer.weight, layer.bias, "add")
+        return kernel(x, layer.weight, layer.bias, "gelu" if gelu else "none", [],
+                      "none" if gelu else "")
+    y = F.linear(x, layer.weight, layer.bias)
+    if gelu:
+        return F.gelu(y)
+    return y if residual is None else residual + y
+
+
+def weight_rows(layer: nn.Linear, rows: slice, x: torch.Tensor) -> torch.Tensor:
+    """``layer(x)`` restricted to the output features ``rows`` (e.g. the keys and values of a
+    fused qkv projection)."""
+    bias = None if layer.bias is None else layer.bias[rows]
+    if _fusable(x):
+        return torch.ops.mkldnn._linear_pointwise(x, layer.weight[rows], bias, "none", [], "")
+    return F.linear(x, layer.weight[rows], bias)
+
+
+__all__ = ["linear", "weight_rows"]

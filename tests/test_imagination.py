@@ -1,0 +1,165 @@
+"""The fast rollout (jepa_world.imagination) against the reference algorithm it replaces: same
+latents and proprio to 1e-5 for every history length, window, chunking and latent layout, same
+gradients, and the same CEM plan for a seed; its parts (fused linears, RoPE tables, batches)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from jepa_world.imagination import (
+    CPU_BATCH,
+    compute_batch,
+    supports_fast_rollout,
+    window_tables,
+)
+from jepa_world.models import fused
+from jepa_world.models.positions import apply_rope, rope_angles, rope_factors, rotate_pairs_with
+from jepa_world.planners import ActionBounds, make_planner
+from jepa_world.planning.objectives import LatentObjective
+from tests.test_world_model import inputs, step_by_step, tiny_model
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+TOL = dict(atol=1e-5, rtol=1e-5)
+
+
+def both(wm, z, cands, proprio, past, **kw):
+    with torch.no_grad():
+        new = wm.rollout(z, cands, proprio, history_actions=past, return_proprio=True, **kw)
+        old = wm.rollout(z, cands, proprio, history_actions=past, return_proprio=True,
+                         reference=True, **kw)
+    return new, old
+
+
+@pytest.mark.parametrize("pooled", [None, 1, 2])
+@pytest.mark.parametrize("t,window", [(1, 3), (2, 3), (3, 3), (4, 3), (3, 1), (2, 2), (1, 5)])
+def test_fast_rollout_equals_reference(pooled, t, window):
+    wm = tiny_model(pooled)
+    z, actions, proprio = inputs(wm, b=2, t=t)
+    cands = torch.randn(2, 5, 4, 4, generator=torch.Generator().manual_seed(t))
+    for chunk in (3, 10, 1024):  # chunks that split an episode's candidates, and one for all
+        new, old = both(wm, z, cands, proprio, actions[:, :t - 1], chunk_size=chunk,
+                        max_context=window)
+        torch.testing.assert_close(new.latents, old.latents, **TOL)
+        torch.testing.assert_close(new.proprio, old.proprio, **TOL)
+
+
+def test_fast_rollout_equals_step_by_step_predict():
+    wm = tiny_model(2)
+    z, actions, proprio = inputs(wm, b=2, t=3)
+    cands = torch.randn(2, 3, 5, 4, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        got = wm.rollout(z, cands, proprio, history_actions=actions[:, :2], max_context=3)
+    want = step_by_step(wm, z, proprio, actions[:, :2], cands, window=3)
+    torch.testing.assert_close(got, want, **TOL)
+
+
+@pytest.mark.parametrize("overrides", [dict(proprio_head=False),
+                                       dict(proprio_dim=0, proprio_head=False)])
+def test_fast_rollout_without_proprio_head_or_proprio(overrides):
+    wm = tiny_model(2, **overrides)
+    z, actions, proprio = inputs(wm, b=2, t=3)
+    proprio = proprio if wm.config.proprio_dim else None
+    cands = torch.randn(2, 4, 3, 4, generator=torch.Generator().manual_seed(2))
+    new, old = both(wm, z, cands, proprio, actions[:, :2], chunk_size=3)
+    torch.testing.assert_close(new.latents, old.latents, **TOL)
+    assert new.proprio is None and old.proprio is None
+
+
+def test_fast_rollout_gradients_equal_reference():
+    wm = tiny_model(1)
+    z, actions, proprio = inputs(wm, b=1, t=3)
+    goal = torch.randn(1, 1, 32)
+    grads = []
+    for reference in (False, True):
+        cands = torch.randn(1, 4, 3, 4, generator=torch.Generator().manual_seed(3))
+        cands.requires_grad_(True)
+        pred = wm.rollout(z, cands, proprio, history_actions=actions[:, :2], chunk_size=3,
+                          reference=reference)
+        wm.cost(pred, goal).sum().backward()
+        grads.append(cands.grad)
+    torch.testing.assert_close(grads[0], grads[1], **TOL)
+    assert grads[0].abs().sum() > 0
+
+
+def test_cem_plan_is_unchanged_for_a_seed():
+    wm = tiny_model(1)
+    z, actions, proprio = inputs(wm, b=2, t=3)
+    goal = torch.randn(2, 1, 32, generator=torch.Generator().manual_seed(4))
+    planner = make_planner("cem", ActionBounds(-torch.ones(2), torch.ones(2)), samples=40,
+                           iterations=5, elites=6, horizon=4)
+    plans = []
+    for reference in (False, True):
+        model = wm if not reference else _reference_model(wm)
+        objective = LatentObjective(model, z, goal, history_actions=actions[:, :2],
+                                    proprio=proprio, chunk_size=16)
+        plans.append(planner.plan(objective, 2, generator=torch.Generator().manual_seed(7)))
+    torch.testing.assert_close(plans[0].actions, plans[1].actions, **TOL)
+    torch.testing.assert_close(plans[0].cost, plans[1].cost, **TOL)
+
+
+def _reference_model(wm):
+    """``wm`` whose rollout is the reference algorithm (what the planner called before)."""
+    import copy
+    import functools
+
+    old = copy.copy(wm)
+    old.rollout = functools.partial(wm.rollout, reference=True)
+    return old
+
+
+def test_non_causal_predictors_take_the_reference_path():
+    wm = tiny_model(2)
+    assert supports_fast_rollout(wm.predictor)
+    wm.predictor.is_frame_causal = False
+    assert not supports_fast_rollout(wm.predictor)
+    z, actions, proprio = inputs(wm, b=1, t=2)
+    cands = torch.randn(1, 3, 2, 4)
+    new, old = both(wm, z, cands, proprio, actions[:, :1])
+    torch.testing.assert_close(new.latents, old.latents, atol=0, rtol=0)
+
+
+def test_fused_linears_equal_the_plain_ops():
+    torch.manual_seed(0)
+    layer, x, r = nn.Linear(24, 40), torch.randn(5, 7, 24), torch.randn(5, 7, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(fused.linear(x, layer, gelu=True), F.gelu(layer(x)),
+                                   atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(fused.linear(x, layer, residual=r), r + layer(x),
+                                   atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(fused.weight_rows(layer, slice(8, None), x), layer(x)[..., 8:],
+                                   atol=1e-6, rtol=1e-6)
+    y = fused.linear(x.requires_grad_(), layer, gelu=True)  # with gradients: the plain ops
+    y.sum().backward()
+    assert x.grad is not None
+
+
+def test_rope_factors_rotate_like_apply_rope():
+    head_dim = 16  # 3 chunks of 4 rotated, 4 channels left alone
+    pos = torch.tensor([[0.0, 0, 0], [1, 2, 3], [4, 0, 1]])
+    x = torch.randn(2, 3, 3, head_dim)  # [B, heads, N, d]
+    cos, sin = rope_angles(pos, head_dim)
+    cos_s, sin_s = rope_factors(pos, head_dim)
+    assert cos_s.shape == (3, head_dim)
+    torch.testing.assert_close(rotate_pairs_with(x, cos_s, sin_s), apply_rope(x, cos, sin),
+                               atol=0, rtol=0)
+
+
+def test_window_tables_rotate_only_moving_channels():
+    cpu = torch.device("cpu")
+    cos, sin, mask = window_tables(3, 2, (1, 1), 4, 24, cpu, torch.float32)
+    assert cos.shape == (9, 1, 8)  # one token position a frame: only the time chunk rotates
+    assert mask.shape == (9, 9) and bool(mask[8].all()) and not bool(mask[0, 3])
+    assert window_tables(1, 2, (1, 1), 4, 24, cpu, torch.float32)[0].shape == (3, 1, 0)
+    assert window_tables(2, 2, (2, 2), 4, 24, cpu, torch.float32)[0].shape == (12, 1, 24)
+
+
+def test_compute_batch_splits_cpu_work_evenly():
+    cpu, meta = torch.device("cpu"), torch.device("meta")
+    assert compute_batch(300, 1024, cpu) == 150  # 2 x 150, not 256 + 44
+    assert compute_batch(100, 1024, cpu) == 100
+    assert compute_batch(300, 64, cpu) == 60
+    assert compute_batch(10 * CPU_BATCH, 1024, cpu) == CPU_BATCH
+    assert compute_batch(5000, 1024, meta) == 1024  # accelerators take the whole chunk
