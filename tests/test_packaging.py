@@ -56,7 +56,8 @@ def test_installed_package_runs_from_an_unrelated_directory(wheel, tmp_path):
     proc = subprocess.run([PYTHON, "-m", "jepa_world.collect", "--cfg", "job", "env=reach"],
                           cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "image_size: 64" in proc.stdout and "name: correlated" in proc.stdout
+    assert "image_size: 64" in proc.stdout and "exploration: correlated" in proc.stdout
+    assert "name: auto" in proc.stdout  # policy=auto: the env's own (reach: correlated)
     # the main job finds the shipped model inside the installed package
     proc = subprocess.run([PYTHON, "-m", "jepa_world.plan", "episodes=1", "videos=0",
                            "planner.samples=8", "planner.iterations=1", "planner.elites=2",
