@@ -12,12 +12,31 @@ costs that are differentiable with respect to the actions.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
 
 FILLS = ("last", "zero", "mean")
+
+
+#: A planner's randomness: one generator for the whole batch, or one per episode (row ``b`` of
+#: every draw comes from ``generators[b]``: an episode planned with others draws exactly what
+#: it draws planned alone).
+Generators = torch.Generator | Sequence[torch.Generator] | None
+
+
+def draw_rows(sample: Callable[..., torch.Tensor], shape: tuple[int, ...], generator: Generators,
+              **kwargs: Any) -> torch.Tensor:
+    """``sample(shape, generator=..., **kwargs)`` (``torch.randn`` / ``torch.rand``); with a
+    sequence of generators, row ``b`` of the leading dim is drawn alone from the ``b``-th."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return sample(shape, generator=generator, **kwargs)
+    generators = list(generator)
+    if len(generators) != shape[0]:
+        raise ValueError(f"got {len(generators)} generators for a batch of {shape[0]} episodes")
+    return torch.cat([sample((1, *shape[1:]), generator=g, **kwargs) for g in generators])
 
 
 class Objective(Protocol):
@@ -96,10 +115,11 @@ class ActionBounds:
         return bool(((actions >= self.low) & (actions <= self.high)).all())
 
     def sample_uniform(self, shape: tuple[int, ...] | torch.Size,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
-        """Uniform actions ``[*shape, A]`` inside the box."""
-        u = torch.rand((*shape, self.dim), generator=generator, device=self.device,
-                       dtype=self.dtype)
+                       generator: Generators = None) -> torch.Tensor:
+        """Uniform actions ``[*shape, A]`` inside the box (``generator``: see
+        :func:`draw_rows`)."""
+        u = draw_rows(torch.rand, (*shape, self.dim), generator, device=self.device,
+                      dtype=self.dtype)
         return self.low + u * (self.high - self.low)
 
     def __repr__(self) -> str:
@@ -170,14 +190,15 @@ class Planner:
         return self.config.horizon
 
     def plan(self, objective: Objective, batch_size: int, init: torch.Tensor | None = None,
-             generator: torch.Generator | None = None) -> PlanResult:
+             generator: Generators = None) -> PlanResult:
         """Plan ``batch_size`` episodes at once.
 
         Args:
             objective: ``actions [B, S, H, A] -> costs [B, S]``.
             batch_size: ``B``.
             init: optional warm-start ``[B, H, A]`` (e.g. :func:`shift_plan` of the last plan).
-            generator: seeds every random draw.
+            generator: seeds every random draw; one per episode (a sequence of ``B``) makes
+                each episode's plan what it would be planned alone.
         """
         raise NotImplementedError
 
@@ -198,12 +219,12 @@ class Planner:
         return self.bounds.clamp(init)
 
     def _draw(self, mean: torch.Tensor, std: torch.Tensor, samples: int, keep_mean: bool,
-              generator: torch.Generator | None) -> torch.Tensor:
+              generator: Generators) -> torch.Tensor:
         """Gaussian candidates ``[B, S, H, A]`` around ``mean [B, H, A]`` (``std`` broadcasts to
         it), clamped into the bounds; with ``keep_mean`` the mean itself is candidate 0."""
         drawn = samples - 1 if keep_mean else samples
-        noise = torch.randn((mean.shape[0], drawn, *mean.shape[1:]), generator=generator,
-                            device=mean.device, dtype=mean.dtype)
+        noise = draw_rows(torch.randn, (mean.shape[0], drawn, *mean.shape[1:]), generator,
+                          device=mean.device, dtype=mean.dtype)
         candidates = self.bounds.clamp(mean[:, None] + std.expand_as(mean)[:, None] * noise)
         if keep_mean:
             candidates = torch.cat([self.bounds.clamp(mean)[:, None], candidates], dim=1)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from jepa_world.planners.base import (
+    Generators,
     Objective,
     Planner,
     PlanResult,
@@ -65,7 +66,7 @@ class CEMPlanner(Planner):
     config: CEMConfig
 
     def plan(self, objective: Objective, batch_size: int, init: torch.Tensor | None = None,
-             generator: torch.Generator | None = None) -> PlanResult:
+             generator: Generators = None) -> PlanResult:
         c, bounds = self.config, self.bounds
         mean = self._start(batch_size, init)                       # [B, H, A]
         std = (c.init_std * bounds.half_range).expand_as(mean).clone()

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 import torch
 
 from jepa_world.planners.base import (
+    Generators,
     Objective,
     Planner,
     PlanResult,
     check_costs,
+    draw_rows,
     keep_best,
     new_stats,
     require,
@@ -71,11 +73,11 @@ class GradientPlanner(Planner):
         return self.bounds.center + self.bounds.half_range * torch.tanh(u)
 
     def plan(self, objective: Objective, batch_size: int, init: torch.Tensor | None = None,
-             generator: torch.Generator | None = None) -> PlanResult:
+             generator: Generators = None) -> PlanResult:
         c, bounds = self.config, self.bounds
         mean = self._start(batch_size, init)                                  # [B, H, A]
-        noise = torch.randn((batch_size, c.restarts - 1, *mean.shape[1:]), generator=generator,
-                            device=mean.device, dtype=mean.dtype)
+        noise = draw_rows(torch.randn, (batch_size, c.restarts - 1, *mean.shape[1:]), generator,
+                          device=mean.device, dtype=mean.dtype)
         starts = torch.cat([mean[:, None], mean[:, None] + c.init_std * bounds.half_range
                             * noise], dim=1)                                  # [B, S, H, A]
         unit = ((starts - bounds.center) / bounds.half_range).clamp(-1 + _EDGE, 1 - _EDGE)

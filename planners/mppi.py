@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from jepa_world.planners.base import (
+    Generators,
     Objective,
     Planner,
     PlanResult,
@@ -60,7 +61,7 @@ class MPPIPlanner(Planner):
     config: MPPIConfig
 
     def plan(self, objective: Objective, batch_size: int, init: torch.Tensor | None = None,
-             generator: torch.Generator | None = None) -> PlanResult:
+             generator: Generators = None) -> PlanResult:
         c, bounds = self.config, self.bounds
         mean = self._start(batch_size, init)                       # [B, H, A]
         std = c.noise_std * bounds.half_range

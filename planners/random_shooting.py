@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from jepa_world.planners.base import (
+    Generators,
     Objective,
     Planner,
     PlanResult,
@@ -37,7 +38,7 @@ class RandomPlanner(Planner):
     config: RandomConfig
 
     def plan(self, objective: Objective, batch_size: int, init: torch.Tensor | None = None,
-             generator: torch.Generator | None = None) -> PlanResult:
+             generator: Generators = None) -> PlanResult:
         self._start(batch_size, init)  # validates batch_size and init's shape
         actions = self.bounds.sample_uniform((batch_size, self.horizon), generator)
         stats = new_stats()

@@ -110,11 +110,20 @@ class WorldModelAgent:
         return self.objective().imagine(plan[None, None].to(self.device, self.dtype))[0, 0]
 
     def objective(self) -> LatentObjective:
-        return LatentObjective(self.model, self.latents, self.goal,
-                               history_actions=self.actions, proprio=self.proprio,
-                               cost=self.cost, reduce=self.reduce, chunk_size=self.chunk_size,
-                               proprio_weight=self.proprio_weight,
-                               proprio_dims=self.proprio_dims)
+        return self.joint([self])
+
+    @staticmethod
+    def joint(agents: list[WorldModelAgent]) -> LatentObjective:
+        """One objective for the episodes of ``agents`` (one model; the MPC loop keeps their
+        histories the same length): their histories, goals and proprio stacked."""
+        a = agents[0]
+        proprio = None if a.proprio is None else torch.cat([x.proprio for x in agents])
+        return LatentObjective(a.model, torch.cat([x.latents for x in agents]),
+                               torch.cat([x.goal for x in agents]),
+                               history_actions=torch.cat([x.actions for x in agents]),
+                               proprio=proprio, cost=a.cost, reduce=a.reduce,
+                               chunk_size=a.chunk_size, proprio_weight=a.proprio_weight,
+                               proprio_dims=a.proprio_dims)
 
 
 class OracleAgent:
@@ -137,10 +146,16 @@ class OracleAgent:
         pass
 
     def objective(self):
+        return self.joint([self])
+
+    @staticmethod
+    def joint(agents: list[OracleAgent]):
+        """The simulator scoring the episodes of ``agents`` in one rollout call."""
         from jepa_world.planning.oracle import SimulatorObjective
 
-        return SimulatorObjective.from_envs([self.env], action_repeat=self.action_repeat,
-                                            reduce=self.reduce)
+        a = agents[0]
+        return SimulatorObjective.from_envs([x.env for x in agents],
+                                            action_repeat=a.action_repeat, reduce=a.reduce)
 
 
 class BlindAgent:
@@ -159,10 +174,26 @@ class BlindAgent:
         pass
 
     def objective(self):
+        return self.joint([self])
+
+    @staticmethod
+    def joint(agents: list[BlindAgent]):
         return lambda actions: actions.new_zeros(actions.shape[:2])
+
+
+def joint_objective(agents: list[Any]) -> Any:
+    """One planning objective ``[B, S, H, A] -> [B, S]`` for ``B`` episodes, one agent each (of
+    one kind): the agents' ``joint`` when they have one, else each agent's own objective on its
+    row."""
+    if hasattr(type(agents[0]), "joint"):
+        return type(agents[0]).joint(agents)
+    objectives = [agent.objective() for agent in agents]
+    return lambda actions: torch.cat([objective(actions[i:i + 1])
+                                      for i, objective in enumerate(objectives)])
 
 
 #: The plan command's agents by name (``agents=[...]``): ``AGENTS[name].build(settings)``.
 AGENTS = {"world_model": WorldModelAgent, "oracle": OracleAgent, "random": BlindAgent}
 
-__all__ = ["AGENTS", "Agent", "AgentSettings", "BlindAgent", "OracleAgent", "WorldModelAgent"]
+__all__ = ["AGENTS", "Agent", "AgentSettings", "BlindAgent", "OracleAgent", "WorldModelAgent",
+           "joint_objective"]

@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from jepa_world.planners import Planner
-from jepa_world.planning.mpc import EpisodeResult, run_episode
+from jepa_world.planning.mpc import EpisodeResult, run_episodes
 
 
 def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
@@ -90,21 +90,34 @@ def evaluate(
 ) -> AgentSummary:
     """Run one MPC episode per seed and summarise; ``on_episode(i, result)`` sees each one
     (write its video there). The planner's generator is seeded per episode, so an episode's
-    outcome does not depend on which episodes ran before it."""
-    results = []
-    bar = tqdm(list(enumerate(seeds)), desc=f"{agent.name}", unit="episode",
+    outcome does not depend on which episodes ran before it, or beside it.
+
+    ``env`` and ``agent`` may be lists of equal length ``W`` (distinct envs and agents): the
+    episodes then run ``W`` at a time, planned together (:func:`run_episodes`: one planner call
+    per MPC step for all live episodes), with the per-episode results of one at a time."""
+    envs = list(env) if isinstance(env, (list, tuple)) else [env]
+    agents = list(agent) if isinstance(agent, (list, tuple)) else [agent]
+    if len(envs) != len(agents) or not envs:
+        raise ValueError(f"need as many agents as envs, got {len(agents)} and {len(envs)}")
+    results: list[EpisodeResult] = []
+    bar = tqdm(total=len(seeds), desc=f"{agents[0].name}", unit="episode",
                disable=not progress)
-    for i, seed in bar:
-        generator = torch.Generator(device=planner.bounds.device).manual_seed(
-            planner_seed * 100_003 + int(seed))
-        result = run_episode(env, agent, planner, int(seed), action_repeat, step_budget,
-                             replan_every=replan_every, warm_start=warm_start,
-                             generator=generator, record=record(i))
-        results.append(result)
-        if on_episode is not None:
-            on_episode(i, result)
-        bar.set_postfix(success=f"{sum(r.success for r in results)}/{len(results)}")
-    return summarize(agent.name, planner_name or type(planner).__name__, results)
+    for first in range(0, len(seeds), len(envs)):
+        wave = [int(s) for s in seeds[first:first + len(envs)]]
+        generators = [torch.Generator(device=planner.bounds.device).manual_seed(
+            planner_seed * 100_003 + seed) for seed in wave]
+        done = run_episodes(envs[:len(wave)], agents[:len(wave)], planner, wave, action_repeat,
+                            step_budget, replan_every=replan_every, warm_start=warm_start,
+                            generators=generators,
+                            record=[record(first + k) for k in range(len(wave))])
+        for k, result in enumerate(done):
+            results.append(result)
+            if on_episode is not None:
+                on_episode(first + k, result)
+            bar.update(1)
+            bar.set_postfix(success=f"{sum(r.success for r in results)}/{len(results)}")
+    bar.close()
+    return summarize(agents[0].name, planner_name or type(planner).__name__, results)
 
 
 __all__ = ["AgentSummary", "evaluate", "summarize", "wilson_interval"]
