@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from jepa_world.config import EnvConfig, check, check_choice
+from jepa_world.devices import PRECISIONS
 from jepa_world.errors import ConfigError
 from jepa_world.planning.agents import AGENTS
 from jepa_world.planning.objectives import REDUCTIONS
@@ -42,12 +43,18 @@ class PlanConfig:
     #: proprio entries in the cost; None: the task's ``env.state_dims``
     proprio_dims: Optional[list[int]] = None  # noqa: UP045  (OmegaConf needs Optional)
     chunk_size: int = 1024  #: candidates imagined at once (memory bound)
+    #: episodes planned together: one planner call per MPC step for all of them (their envs
+    #: are open at once, ~20 MB each); 1: one episode at a time (the same per-episode results)
+    batch_episodes: int = 50
     videos: int = 3  #: episodes per agent written as videos (0: none)
     video_format: str = "gif"
     #: the videos' imagined panel: ``decoded`` by the model's pixel decoder, ``nearest`` bank
     #: frame, ``auto`` (decoded when the model folder has a decoder)
     imagined_panel: str = "auto"
     device: str = "cpu"  #: ``cpu``, ``cuda``, ``auto``
+    #: ``fp32``; ``bf16`` autocast; ``auto``: bf16 on CUDA and on CPUs with native bf16
+    #: (AVX-512 BF16 / AMX), fp32 elsewhere. fp32 by default: bf16 plans differ from fp32 ones
+    precision: str = "fp32"
     threads: int = 0  #: torch CPU threads (0: torch's default)
     output_dir: str = ""  #: default ``outputs/plan/<time>`` (the CLI: Hydra's output dir)
     progress: bool = True
@@ -75,7 +82,8 @@ class PlanConfig:
         check(bool(self.agents), "agents", f"name at least one of {', '.join(AGENTS)}")
         for agent in self.agents:
             check_choice(agent, AGENTS, "agents")
-        for key in ("episodes", "step_budget", "action_repeat", "replan_every", "chunk_size"):
+        for key in ("episodes", "step_budget", "action_repeat", "replan_every", "chunk_size",
+                    "batch_episodes"):
             value = getattr(self, key)
             check(value >= 1, key, f"must be >= 1, got {value}")
         check(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
@@ -84,6 +92,7 @@ class PlanConfig:
         check(self.proprio_weight >= 0, "proprio_weight",
               f"must be >= 0, got {self.proprio_weight}")
         self.proprio_dims = [int(d) for d in self.proprio_dims]
+        check_choice(self.precision, PRECISIONS, "precision")
         check_choice(self.cost, COST_KINDS, "cost")
         check_choice(self.reduce, REDUCTIONS, "reduce")
         check_choice(self.video_format, VIDEO_FORMATS, "video_format")

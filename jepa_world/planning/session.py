@@ -14,7 +14,7 @@ import torch
 
 from jepa_world.atomic import atomic_write_text
 from jepa_world.checkpoints import CheckpointError
-from jepa_world.devices import resolve_device
+from jepa_world.devices import resolve_device, use_bf16
 from jepa_world.errors import ConfigError
 from jepa_world.models.positions import as_pair
 from jepa_world.planners import ActionBounds, make_planner
@@ -70,9 +70,9 @@ def plan_episodes(cfg: PlanConfig) -> dict[str, Any]:
     out = Path(cfg.output_dir or f"outputs/plan/{time.strftime('%Y-%m-%d_%H-%M-%S')}")
     device = resolve_device(cfg.device)
     model = load_world_model(cfg, device) if "world_model" in cfg.agents else None
-    env = cfg.env.make(max_episode_steps=cfg.step_budget)
-    if "oracle" in cfg.agents and getattr(env.unwrapped, "model", None) is None:
-        env.close()
+    envs = [cfg.env.make(max_episode_steps=cfg.step_budget)]
+    if "oracle" in cfg.agents and getattr(envs[0].unwrapped, "model", None) is None:
+        envs[0].close()
         raise ConfigError(f"agents: the oracle plans with the env's MuJoCo simulator, and "
                           f"{cfg.env.task_id} has none; drop oracle from agents")
     settings = AgentSettings(model, cfg.cost, cfg.reduce, cfg.chunk_size, cfg.proprio_weight,
@@ -80,13 +80,17 @@ def plan_episodes(cfg: PlanConfig) -> dict[str, Any]:
     writer = _writer(out / "tb") if cfg.tensorboard else None
     out.mkdir(parents=True, exist_ok=True)
     summaries: dict[str, AgentSummary] = {}
-    try:
+    try:  # the episodes planned together each have an env and an agent
+        envs += [cfg.env.make(max_episode_steps=cfg.step_budget)
+                 for _ in range(min(cfg.batch_episodes, cfg.episodes) - 1)]
         for name in cfg.agents:
-            agent = AGENTS[name].build(settings)
-            bank = _frame_bank(cfg, agent) if name == "world_model" and cfg.videos else None
-            summaries[name] = _evaluate_agent(cfg, env, name, agent, bank, writer, out, device)
+            agents = [AGENTS[name].build(settings) for _ in envs]
+            bank = _frame_bank(cfg, agents[0]) if name == "world_model" and cfg.videos else None
+            summaries[name] = _evaluate_agent(cfg, envs, name, agents, bank, writer, out,
+                                              device)
     finally:
-        env.close()
+        for env in envs:
+            env.close()
         if writer is not None:
             writer.close()
     report = _report(cfg, summaries, model is not None, device)
@@ -111,14 +115,15 @@ def _frame_bank(cfg: PlanConfig, agent: WorldModelAgent) -> FrameBank | Callable
         env.close()
 
 
-def _evaluate_agent(cfg: PlanConfig, env: Any, name: str, agent: Any, bank: Any,
+def _evaluate_agent(cfg: PlanConfig, envs: list, name: str, agents: list, bank: Any,
                     writer: Any, out: Path, device: torch.device) -> AgentSummary:
-    """Every seeded episode of one agent (random actions for ``random``), logged and filmed."""
+    """Every seeded episode of one agent (random actions for ``random``), logged and filmed;
+    ``len(envs)`` episodes at a time, planned together."""
     planner_name = "random" if name == "random" else cfg.planner_name
     fields = {"horizon": cfg.planner.get("horizon", 5)} if name == "random" \
         else cfg.planner_fields
-    planner = make_planner(planner_name, ActionBounds.from_space(env.action_space, device=device),
-                           **fields)
+    bounds = ActionBounds.from_space(envs[0].action_space, device=device)
+    planner = make_planner(planner_name, bounds, **fields)
 
     def on_episode(i: int, result: Any) -> None:
         if writer is not None:
@@ -130,10 +135,13 @@ def _evaluate_agent(cfg: PlanConfig, env: Any, name: str, agent: Any, bank: Any,
                                   episode_panels(result, bank, cfg.action_repeat))
 
     seeds = list(range(cfg.seed, cfg.seed + cfg.episodes))
-    summary = evaluate(env, agent, planner, seeds, cfg.action_repeat, cfg.step_budget,
-                       replan_every=cfg.replan_every, warm_start=cfg.warm_start, planner_seed=0,
-                       record=lambda i: i < cfg.videos, on_episode=on_episode,
-                       progress=cfg.progress, planner_name=planner_name)
+    with torch.autocast(device.type, dtype=torch.bfloat16,
+                        enabled=use_bf16(cfg.precision, device)):
+        summary = evaluate(envs, agents, planner, seeds, cfg.action_repeat, cfg.step_budget,
+                           replan_every=cfg.replan_every, warm_start=cfg.warm_start,
+                           planner_seed=0, record=lambda i: i < cfg.videos,
+                           on_episode=on_episode, progress=cfg.progress,
+                           planner_name=planner_name)
     if writer is not None:
         writer.add_scalar(f"{name}/success_rate", summary.success_rate, 0)
         writer.add_scalar(f"{name}/plan_seconds_median", summary.plan_seconds_median, 0)
@@ -165,6 +173,7 @@ def _report(cfg: PlanConfig, summaries: dict[str, AgentSummary], used_model: boo
         "steps_to_success_median": first.steps_to_success_median,
         "agents": {k: v.to_dict() for k, v in summaries.items()},
         "device": str(device), "torch_threads": torch.get_num_threads(),
+        "bf16": use_bf16(cfg.precision, device),
     }
 
 

@@ -32,6 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from jepa_world.atomic import atomic_write_text
 from jepa_world.checkpoints.runs import default_run_dir, latest_checkpoint, step_folder
+from jepa_world.devices import use_bf16
 from jepa_world.errors import ConfigError, JepaWorldError
 from jepa_world.schedules import warmup_cosine_lr
 from jepa_world.training import distributed as du
@@ -60,8 +61,9 @@ def run_distributed(device: str, body: Callable[[du.DistInfo], T]) -> T:
 
 
 def autocast(precision: str, device: torch.device) -> tuple[AbstractContextManager, bool]:
-    """``(context, bf16)``: bf16 autocast for ``bf16``, or ``auto`` on CUDA; else a no-op."""
-    bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    """``(context, bf16)``: bf16 autocast when :func:`~jepa_world.devices.use_bf16` says so
+    (``bf16``; ``auto`` on CUDA and on CPUs with native bf16); else a no-op."""
+    bf16 = use_bf16(precision, device)
     if not bf16:
         return nullcontext(), False
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16), True

@@ -12,12 +12,12 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from jepa_world.config import EnvConfig, check, check_choice
+from jepa_world.devices import PRECISIONS
 from jepa_world.masks import TRUNCATE_MODES, MaskSpec
 from jepa_world.models.encoder import POS_EMBED_KINDS
 from jepa_world.models.presets import PRESETS, EncoderConfig, PredictorConfig, get_preset
 
 OBJECTIVES = ("feature", "pixel")
-PRECISIONS = ("auto", "fp32", "bf16")
 RESUME_MODES = ("auto", "never")
 DATA_SOURCES = ("env", "video")
 _TINY = PRESETS["tiny"]  #: the CPU default architecture
@@ -269,7 +269,9 @@ class PretrainConfig:
     objective: str = "feature"  #: ``feature`` (V-JEPA) or ``pixel`` (normalised-pixel MAE)
     steps: int = 600
     batch_size: int = 16
-    precision: str = "auto"  #: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32``, ``bf16``
+    #: ``auto`` (bf16 autocast on CUDA and on CPUs with native bf16: AVX-512 BF16 / AMX; else
+    #: fp32), ``fp32``, ``bf16``
+    precision: str = "auto"
     compile: bool = False  #: ``torch.compile`` the models
     device: str = "auto"  #: ``auto`` (CUDA if available), ``cpu``, ``cuda``, ``cuda:1``...
     seed: int = 0

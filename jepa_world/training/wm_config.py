@@ -11,8 +11,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 from jepa_world.config import EnvConfig, check, check_choice
+from jepa_world.devices import PRECISIONS
 from jepa_world.models.pooling import POOLER_KINDS
-from jepa_world.training.pretrain_config import PRECISIONS, RESUME_MODES
+from jepa_world.training.pretrain_config import RESUME_MODES
 from jepa_world.world_model_config import COST_KINDS
 
 
@@ -155,7 +156,9 @@ class WMTrainConfig:
     optim: WMOptimConfig = field(default_factory=WMOptimConfig)
     steps: int = 4000
     batch_size: int = 32
-    precision: str = "auto"  #: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32``, ``bf16``
+    #: ``auto`` (bf16 autocast on CUDA and on CPUs with native bf16: AVX-512 BF16 / AMX; else
+    #: fp32), ``fp32``, ``bf16``
+    precision: str = "auto"
     device: str = "auto"
     seed: int = 0
     log_interval: int = 25
