@@ -2,6 +2,15 @@
 
     python -m bench.rollout_throughput [--batches 64 300 1024] [--horizon 5] [--repeats 3]
         [--history 1] [--max-context 3] [--depth 4] [--dtypes fp32 bf16] [--device cpu]
+        [--model reach] [--plan]
+
+Every cell times the fast rollout (``new``) and the reference algorithm (``old``,
+``rollout(reference=True)``: the whole window through the predictor at every step), interleaved
+run by run so both see the same machine. ``--model reach`` (or a world-model folder) times that
+model instead of the synthetic ones (history ``--history`` frames, its own window). ``--plan``
+also times one CEM plan at the field's budget (300 samples x 30 iterations x horizon 5, 30
+elites, one episode; history 3 frames) old vs new, interleaved, medians of ``--repeats``, and
+checks that both give the same plan for the same seed.
 
 Model: tiny default-like (64 px, patch 8 -> 64 patch tokens a frame, encoder and predictor width
 192, predictor depth ``--depth``), reach-like sizes (action 2 x frameskip 5, proprio 4). Latents:
@@ -80,7 +89,7 @@ class Cell:
         self.past = torch.randn(1, t - 1, c.step_action_dim, generator=g).to(device)
         self.g = g
 
-    def run(self, batch: int) -> float:
+    def run(self, batch: int, reference: bool = False) -> float:
         a = torch.rand(1, batch, self.args.horizon, self.wm.config.step_action_dim,
                        generator=self.g).to(self.device)
         if self.device.type == "cuda":
@@ -89,10 +98,89 @@ class Cell:
         with torch.no_grad(), torch.autocast(self.device.type, dtype=self.dtype or torch.float32,
                                              enabled=self.dtype is not None):
             self.wm.rollout(self.z, a, self.proprio, chunk_size=self.args.chunk_size,
-                            history_actions=self.past, max_context=self.args.max_context)
+                            history_actions=self.past, max_context=self.args.max_context,
+                            reference=reference)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - start
+
+
+def measure(cell: Cell, batch: int, args, rate: dict) -> dict:
+    """``new`` and ``old`` (reference) rollouts of ``batch`` candidates, interleaved run by run;
+    ``rate`` holds the last measured candidate-steps/s of each (extrapolation past the limit)."""
+    steps, row = batch * args.horizon, {}
+    for path in ("new", "old"):
+        if path in rate and steps / rate[path] > args.max_run_seconds:
+            row[path] = f"~{steps / rate[path]:.2f} s (~{rate[path]:,.0f}/s)"
+    times = {p: [] for p in ("new", "old") if p not in row}
+    for _ in range(args.repeats):
+        for path in times:
+            times[path].append(cell.run(batch, reference=path == "old"))
+        if max(t[-1] for t in times.values()) > args.max_run_seconds:
+            break
+    for path, ts in times.items():
+        sec = statistics.median(ts)
+        rate[path] = steps / sec
+        row[path] = f"{sec:.3f} s ({rate[path]:,.0f}/s)"
+    if times:
+        row["runs"] = len(next(iter(times.values())))
+    if len(times) == 2:
+        ratio = statistics.median(times["old"]) / statistics.median(times["new"])
+        row["old / new"] = f"{ratio:.2f}x"
+    return row
+
+
+def models(args, device: torch.device):
+    """``(latent name, tokens a frame, model)`` to time: ``--model`` or the synthetic ones."""
+    if args.model:
+        wm = WorldModel.from_pretrained(args.model, map_location=device).eval()
+        args.max_context = wm.config.history_length
+        yield args.model, wm.tokens_per_frame, wm
+        return
+    for name, k in LATENTS:
+        if name in args.latents:
+            yield name, k or None, build(k, args.depth, args.history).to(device)
+
+
+def plan_ab(wm: WorldModel, args, device: torch.device) -> list[dict]:
+    """One CEM plan 300 x 30 x 5 (30 elites, one episode, history 3) with the reference and the
+    fast rollout, interleaved; and whether both give the same plan for each seed."""
+    import copy
+    import functools
+
+    from jepa_world.planners import ActionBounds, make_planner
+    from jepa_world.planning.objectives import LatentObjective
+
+    old = copy.copy(wm)
+    old.rollout = functools.partial(wm.rollout, reference=True)
+    g = torch.Generator().manual_seed(0)
+    c, t = wm.config, 3
+    z = torch.randn(1, t, wm.tokens_per_frame, wm.latent_dim, generator=g).to(device)
+    goal = torch.randn(1, wm.tokens_per_frame, wm.latent_dim, generator=g).to(device)
+    proprio = torch.randn(1, t, c.proprio_dim, generator=g).to(device)
+    past = (torch.rand(1, t - 1, c.step_action_dim, generator=g) * 2 - 1).to(device)
+    bounds = ActionBounds(-torch.ones(c.action_dim), torch.ones(c.action_dim), device=device)
+    planner = make_planner("cem", bounds, samples=300, iterations=30, elites=30, horizon=5)
+
+    def plan(model, seed: int):
+        objective = LatentObjective(model, z, goal, history_actions=past,
+                                    proprio=proprio if c.proprio_dim else None,
+                                    chunk_size=args.chunk_size)
+        gen = torch.Generator(device=device).manual_seed(seed)
+        start = time.perf_counter()
+        with torch.no_grad():
+            result = planner.plan(objective, 1, generator=gen)
+        return time.perf_counter() - start, result.actions
+
+    diffs = [float((plan(old, seed)[1] - plan(wm, seed)[1]).abs().max()) for seed in range(3)]
+    times = {"new": [], "old": []}
+    for _ in range(args.repeats):
+        for path, model in (("new", wm), ("old", old)):
+            times[path].append(plan(model, 0)[0])
+    new, old_s = statistics.median(times["new"]), statistics.median(times["old"])
+    return [{"plan": "CEM 300 x 30 x 5, 30 elites", "new": f"{new:.3f} s",
+             "old": f"{old_s:.3f} s", "old / new": f"{old_s / new:.2f}x",
+             "runs": args.repeats, "same plan (seeds 0-2)": f"max |diff| {max(diffs):.1e}"}]
 
 
 def main() -> None:
@@ -105,6 +193,8 @@ def main() -> None:
     parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=list(DTYPES))
     parser.add_argument("--latents", nargs="+", default=[n for n, _ in LATENTS],
                         choices=[n for n, _ in LATENTS])
+    parser.add_argument("--model", default="", help="a world-model folder or shipped name")
+    parser.add_argument("--plan", action="store_true", help="also time one 300 x 30 x 5 plan")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-run-seconds", type=float, default=20.0)
     parser.add_argument("--chunk-size", type=int, default=1024)
@@ -115,45 +205,35 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 
-    rows, load_start = [], load()
-    for name, k in LATENTS:
-        if name not in args.latents:
-            continue
-        wm = build(k, args.depth, args.history).to(device)
+    rows, plans, load_start = [], [], load()
+    for name, k, wm in models(args, device):
         for dname in args.dtypes:
             cell = Cell(wm, args, device, DTYPES[dname])
-            cell.run(min(8, min(args.batches)))  # warm-up: lazy init, allocator, kernels
-            rate = None  # candidate-steps/s of the last measured batch
+            for reference in (False, True):  # warm-up: lazy init, allocator, kernels
+                cell.run(min(8, min(args.batches)), reference=reference)
+            rate: dict = {}
             for batch in sorted(args.batches):
-                steps = batch * args.horizon
                 row = {"latent": name, "tokens/frame": k or wm.tokens_per_frame,
-                       "dtype": dname, "candidates": batch}
-                if rate is not None and steps / rate > args.max_run_seconds:
-                    row.update({"s/rollout": f"~{steps / rate:.2f}",
-                                "cand-steps/s": f"~{rate:,.0f}", "runs": 0})
-                    rows.append(row)
-                    continue
-                times = []
-                for _ in range(args.repeats):
-                    times.append(cell.run(batch))
-                    if times[-1] > args.max_run_seconds:
-                        break
-                sec = statistics.median(times)
-                rate = steps / sec
-                row.update({"s/rollout": f"{sec:.3f}", "cand-steps/s": f"{rate:,.0f}",
-                            "runs": len(times)})
+                       "dtype": dname, "candidates": batch, **measure(cell, batch, args, rate)}
                 rows.append(row)
                 print(" | ".join(str(v) for v in row.values()), flush=True)
+        if args.plan:
+            plans += plan_ab(wm, args, device)
+            print(plans[-1], flush=True)
 
     threads = torch.get_num_threads()
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_summary()
     print(f"\n{where}; torch {torch.__version__}, {threads} threads; load average "
           f"{load_start} -> {load()}")
-    print(f"predictor width 192 depth {args.depth}; history {args.history} frame(s), context "
-          f"window {args.max_context}, horizon {args.horizon}; median of up to {args.repeats} "
-          f"runs; '~' = extrapolated (a run would exceed {args.max_run_seconds:.0f} s)\n")
-    print(table(rows, ["latent", "tokens/frame", "dtype", "candidates", "s/rollout",
-                       "cand-steps/s", "runs"]))
+    print(f"history {args.history} frame(s), context window {args.max_context}, horizon "
+          f"{args.horizon}, chunk_size {args.chunk_size}; new = fast rollout, old = reference "
+          f"(interleaved); median of up to {args.repeats} runs; '~' = extrapolated (a run "
+          f"would exceed {args.max_run_seconds:.0f} s)\n")
+    print(table(rows, ["latent", "tokens/frame", "dtype", "candidates", "new", "old",
+                       "old / new", "runs"]))
+    if plans:
+        print()
+        print(table(plans, list(plans[0])))
 
 
 if __name__ == "__main__":
