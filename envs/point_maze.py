@@ -2,8 +2,12 @@
 
 A bar from the west wall to ``x = 0.4`` along ``y = 0`` makes a U open on the east side.
 Starts and goals are drawn west of ``x = 0.2`` in opposite arms, so the straight line crosses
-the bar and every plan must go around its east end. See :mod:`jepa_world.envs.point_mass` for
-the observations, actions and how goals are drawn.
+the bar and every plan must go around its east end. Starts fill their arm; goals lie in the
+other arm's corner nearest the bend and away from the bar (``x >= GOAL_X_MIN``,
+``|y| >= GOAL_Y_MIN``). A goal deep in the far arm, or just across the bar, makes the bar a
+local minimum of every goal-distance cost: the simulator itself, planning with the default
+budget, is stuck there in 20-45% of such episodes (measured; see the README). See
+:mod:`jepa_world.envs.point_mass` for the observations, actions and how goals are drawn.
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ _ARM_X = (-ARENA + CLEARANCE, 0.2)
 _ARM_Y = (_BAR_HALF_WIDTH + CLEARANCE, ARENA - CLEARANCE)
 
 
-def arm(side: int) -> tuple[float, float, float, float]:
-    """The box of the arm at ``side`` (-1 south, +1 north) where starts and goals are drawn."""
-    y0, y1 = sorted(side * y for y in _ARM_Y)
-    return *_ARM_X, y0, y1
+def arm(side: int, x_min: float = _ARM_X[0],
+        y_min: float = _ARM_Y[0]) -> tuple[float, float, float, float]:
+    """The box of the arm at ``side`` (-1 south, +1 north) west of ``x = 0.2``, east of
+    ``x_min`` and at least ``y_min`` from the bar's axis, where starts and goals are drawn."""
+    y0, y1 = sorted(side * y for y in (y_min, _ARM_Y[1]))
+    return x_min, _ARM_X[1], y0, y1
 
 
 class PointMazeEnv(PointMassEnv):
@@ -28,9 +34,10 @@ class PointMazeEnv(PointMassEnv):
 
     xml_file = "point_maze.xml"
     TURN_X, TURN_Y = 0.72, 0.45  #: the waypoints round the bar's east end
+    GOAL_X_MIN, GOAL_Y_MIN = -0.35, 0.5  #: the corner of the goal's arm they are drawn in
 
     def _regions(self, side):
-        return arm(side), arm(-side)
+        return arm(side), arm(-side, self.GOAL_X_MIN, self.GOAL_Y_MIN)
 
     def waypoints(self, start, goal):
         side = 1.0 if start[1] > 0 else -1.0

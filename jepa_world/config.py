@@ -52,6 +52,10 @@ class EnvConfig:
     #: collect command's default); see :data:`jepa_world.envs.exploration.POLICIES`
     exploration: str = "correlated"
     protocol: EvalProtocol = field(default_factory=EvalProtocol)
+    #: planner settings the task needs in place of the planner group's defaults (the maze:
+    #: ``horizon: 10``, a lookahead of the whole budget); ``plan`` applies those the chosen
+    #: planner has, and ``planner.<key>=`` on the command line still wins
+    planner: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.protocol, dict):
@@ -73,6 +77,13 @@ class EnvConfig:
         check(not (self.id and self.probe_state == "goal"), "env.probe_state",
               "goal reads the sim states of jepa_world's own tasks; adapted envs use proprio")
         check_choice(self.exploration, POLICIES, "env.exploration")
+        if self.planner:
+            from jepa_world.planners import planner_fields
+
+            known = planner_fields()
+            for key in self.planner:
+                check(key in known, f"env.planner.{key}",
+                      f"no planner has this setting; known: {', '.join(sorted(known))}")
         check(8 <= self.image_size <= 1024, "env.image_size",
               f"must be between 8 and 1024 pixels, got {self.image_size}")
         check(self.frame_skip >= 1, "env.frame_skip", f"must be >= 1, got {self.frame_skip}")

@@ -13,18 +13,27 @@ from __future__ import annotations
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from jepa_world.cli import CONFIG_PATH, register_schema, run, to_dataclass, user_errors_exit
-from jepa_world.planning.config import PlanConfig
+from jepa_world.planning.config import PlanConfig, with_task_planner
 from jepa_world.planning.session import SUMMARY_FILE, format_table, plan_episodes
 
 register_schema("plan_schema", PlanConfig)
 
 
+def planner_overrides(overrides: list[str]) -> set[str]:
+    """The planner fields set on the command line (``planner.horizon=5`` -> ``horizon``)."""
+    keys = (o.lstrip("+~").split("=", 1)[0] for o in overrides)
+    return {k.removeprefix("planner.") for k in keys if k.startswith("planner.")}
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="plan")
 @user_errors_exit
 def main(cfg: DictConfig) -> None:
+    cfg.planner = with_task_planner(OmegaConf.to_container(cfg.planner),
+                                    OmegaConf.to_container(cfg.env.planner),
+                                    given=planner_overrides(HydraConfig.get().overrides.task))
     config = to_dataclass(cfg, PlanConfig)
     if not config.output_dir:
         config.output_dir = HydraConfig.get().runtime.output_dir

@@ -41,6 +41,12 @@ _REGISTRY: dict[str, tuple[type, type[Planner]]] = {
 PLANNERS: tuple[str, ...] = tuple(_REGISTRY)
 
 
+def planner_fields(name: str | None = None) -> set[str]:
+    """The config fields of planner ``name``, or of any planner when ``name`` is None."""
+    names = PLANNERS if name is None else (name,)
+    return {f.name for n in names for f in fields(_REGISTRY[n][0])}
+
+
 def make_planner(name: str, bounds: ActionBounds, **config_fields: Any) -> Planner:
     """Build a planner by name (one of :data:`PLANNERS`) from its config's fields.
 
@@ -73,5 +79,6 @@ __all__ = [
     "RandomConfig",
     "RandomPlanner",
     "make_planner",
+    "planner_fields",
     "shift_plan",
 ]

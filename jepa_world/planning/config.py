@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -127,4 +128,16 @@ class PlanConfig:
         return asdict(self)
 
 
-__all__ = ["PlanConfig", "shipped_model_dir"]
+def with_task_planner(planner: dict[str, Any], task: dict[str, Any],
+                      given: Collection[str] = ()) -> dict[str, Any]:
+    """``planner`` (the planner group's settings) with the task's (``env.planner``) in place
+    of those the planner has, except the keys in ``given`` (set on the command line)."""
+    from jepa_world.planners import PLANNERS, planner_fields
+
+    if planner.get("name") not in PLANNERS:  # PlanConfig names the bad planner
+        return dict(planner)
+    own = planner_fields(str(planner["name"]))
+    return {**planner, **{k: v for k, v in task.items() if k in own and k not in given}}
+
+
+__all__ = ["PlanConfig", "shipped_model_dir", "with_task_planner"]
