@@ -43,10 +43,12 @@ def test_start_and_goal_lie_across_the_wall(env_id):
     for seed in range(20):
         obs, _ = env.reset(seed=seed)
         start, goal = obs["achieved_goal"], obs["desired_goal"]
-        if env_id.endswith("TwoRoom-v0"):
+        if env_id.endswith("TwoRoom-v0"):  # goals clear of the wall (no local minimum there)
             assert np.sign(start[0]) == -np.sign(goal[0]) and abs(start[0]) > 0.1
+            assert abs(goal[0]) >= 0.45
         else:  # the U-maze: opposite arms, both west of the bar's east end
             assert np.sign(start[1]) == -np.sign(goal[1]) and max(start[0], goal[0]) < 0.25
+            assert goal[0] >= -0.35 and abs(goal[1]) >= 0.5  # the goal arm's corner
     env.close()
 
 
