@@ -15,9 +15,21 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def _has_kernel() -> bool:
+    """Whether this torch build has the oneDNN kernel (a private op: absent builds fall back)."""
+    try:
+        return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn,
+                                                                "_linear_pointwise")
+    except (AttributeError, RuntimeError):
+        return False
+
+
+HAS_KERNEL = _has_kernel()
+
+
 def _fusable(x: torch.Tensor) -> bool:
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()
-            and not torch.is_autocast_enabled("cpu") and torch.backends.mkldnn.is_available())
+    return (HAS_KERNEL and x.device.type == "cpu" and x.dtype == torch.float32
+            and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu"))
 
 
 def linear(x: torch.Tensor, layer: nn.Linear, gelu: bool = False,
