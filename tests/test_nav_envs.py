@@ -118,11 +118,15 @@ def test_renders_within_twice_the_time_of_reach(env_id):
     assert statistics.median(ratios) < 2.0, ratios
 
 
-def test_the_shipped_two_room_model_fits_the_task_and_sees_the_agent():
+SHIPPED = [("tworoom", "jepa_world/TwoRoom-v0"), ("maze", "jepa_world/PointMaze-v0")]
+
+
+@pytest.mark.parametrize("name, env_id", SHIPPED)
+def test_the_shipped_navigation_models_fit_their_task_and_see_the_agent(name, env_id):
     from jepa_world.world_model import WorldModel
 
-    model = WorldModel.from_pretrained("tworoom")
-    env = gym.make("jepa_world/TwoRoom-v0", image_size=64)
+    model = WorldModel.from_pretrained(name)
+    env = gym.make(env_id, image_size=64)
     model.check_env(env)
     errors = []
     for seed in range(8):
@@ -132,3 +136,33 @@ def test_the_shipped_two_room_model_fits_the_task_and_sees_the_agent():
         errors.append(np.abs(read - obs["achieved_goal"]).max())
     env.close()
     assert np.median(errors) < 0.1, errors  # the success tolerance; the arena is 2 wide
+
+
+@pytest.mark.parametrize("name, env_id, start, push, axis", [
+    ("tworoom", "jepa_world/TwoRoom-v0", [-0.5, 0.6], [1.0, 0.0], 0),    # into the wall
+    ("maze", "jepa_world/PointMaze-v0", [-0.5, -0.5], [0.0, 1.0], 1),    # into the bar
+])
+def test_the_shipped_models_imagine_the_wall_stopping_the_agent(name, env_id, start, push,
+                                                                 axis):
+    """25 imagined steps of pushing into a wall end where the simulator's do: pressed
+    against it (the proprio head reads the position from the imagined latents)."""
+    import mujoco
+
+    from jepa_world.planning.agents import WorldModelAgent
+    from jepa_world.world_model import WorldModel
+
+    model = WorldModel.from_pretrained(name).float()
+    env = gym.make(env_id, image_size=64, terminate_on_success=False, max_episode_steps=100)
+    env.reset(seed=0)
+    task = env.unwrapped
+    task.data.qpos[:], task.data.qvel[:] = start, 0.0
+    mujoco.mj_forward(task.model, task.data)
+    agent = WorldModelAgent(model)
+    agent.reset(env, task._observation())
+    with torch.no_grad():
+        imagined = model.read_proprio(agent.imagine(torch.tensor([push] * 5)))[-1, :2].numpy()
+    for _ in range(25):
+        real = env.step(np.array(push, np.float32))[0]["achieved_goal"]
+    env.close()
+    assert abs(real[axis]) < 0.2 and np.sign(real[axis]) == np.sign(start[axis])
+    np.testing.assert_allclose(imagined, real, atol=0.1)  # not through the wall
