@@ -118,7 +118,8 @@ def test_renders_within_twice_the_time_of_reach(env_id):
     assert statistics.median(ratios) < 2.0, ratios
 
 
-SHIPPED = [("tworoom", "jepa_world/TwoRoom-v0"), ("maze", "jepa_world/PointMaze-v0")]
+SHIPPED = [("tworoom", "jepa_world/TwoRoom-v0"), ("maze", "jepa_world/PointMaze-v0"),
+           ("push", "jepa_world/Push-v0")]  # push: the disc's position
 
 
 @pytest.mark.parametrize("name, env_id", SHIPPED)
@@ -133,7 +134,7 @@ def test_the_shipped_navigation_models_fit_their_task_and_see_the_agent(name, en
         obs, _ = env.reset(seed=seed)
         with torch.no_grad():
             read = model.read_proprio(model.encode_images(obs["pixels"]))[:2].numpy()
-        errors.append(np.abs(read - obs["achieved_goal"]).max())
+        errors.append(np.abs(read - obs["proprio"][:2]).max())  # the agent's position
     env.close()
     assert np.median(errors) < 0.1, errors  # the success tolerance; the arena is 2 wide
 
