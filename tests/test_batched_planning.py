@@ -112,3 +112,16 @@ def test_joint_objective_falls_back_to_rows():
 
     costs = joint_objective([Plain(1.0), Plain(2.0)])(torch.zeros(2, 3, 4, 2))
     torch.testing.assert_close(costs, torch.tensor([[1.0] * 3, [2.0] * 3]))
+
+
+def test_batched_waves_show_their_env_step_in_the_progress_bar(capsys):
+    envs = [make_env(budget=10) for _ in range(2)]
+    planner = make_planner("cem", ActionBounds.from_space(envs[0].action_space), samples=8,
+                           iterations=1, elites=2, horizon=2)
+    try:
+        evaluate(envs, [OracleAgent(5), OracleAgent(5)], planner, seeds=[0, 1],
+                 action_repeat=5, step_budget=10, progress=True)
+    finally:
+        for env in envs:
+            env.close()
+    assert "wave step 0/10" in capsys.readouterr().err

@@ -4,6 +4,7 @@ confidence interval, planning time per replan, steps to success."""
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -102,6 +103,7 @@ def evaluate(
     results: list[EpisodeResult] = []
     bar = tqdm(total=len(seeds), desc=f"{agents[0].name}", unit="episode",
                disable=not progress)
+    on_replan = _step_counter(bar, results, step_budget) if len(envs) > 1 and progress else None
     for first in range(0, len(seeds), len(envs)):
         wave = [int(s) for s in seeds[first:first + len(envs)]]
         generators = [torch.Generator(device=planner.bounds.device).manual_seed(
@@ -109,7 +111,8 @@ def evaluate(
         done = run_episodes(envs[:len(wave)], agents[:len(wave)], planner, wave, action_repeat,
                             step_budget, replan_every=replan_every, warm_start=warm_start,
                             generators=generators,
-                            record=[record(first + k) for k in range(len(wave))])
+                            record=[record(first + k) for k in range(len(wave))],
+                            on_replan=on_replan)
         for k, result in enumerate(done):
             results.append(result)
             if on_episode is not None:
@@ -118,6 +121,24 @@ def evaluate(
             bar.set_postfix(success=f"{sum(r.success for r in results)}/{len(results)}")
     bar.close()
     return summarize(agents[0].name, planner_name or type(planner).__name__, results)
+
+
+def _step_counter(bar: Any, results: list[EpisodeResult], budget: int,
+                  every_s: float = 1.0) -> Callable[[EpisodeResult], None]:
+    """An ``on_replan`` that shows a batched wave's env step in the bar's postfix (its episodes
+    finish together, so the episode count alone sits still for minutes); refreshed at most
+    every ``every_s`` seconds."""
+    last = [0.0]
+
+    def on_replan(result: EpisodeResult) -> None:
+        now = time.monotonic()
+        if now - last[0] < every_s:
+            return
+        last[0] = now
+        wins = sum(r.success for r in results)
+        bar.set_postfix_str(f"success={wins}/{len(results)}, wave step {result.steps}/{budget}")
+
+    return on_replan
 
 
 __all__ = ["AgentSummary", "evaluate", "summarize", "wilson_interval"]
