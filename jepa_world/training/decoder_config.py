@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from jepa_world.config import EnvConfig, check, check_choice
-from jepa_world.models.decoder import DECODER_KINDS
+from jepa_world.models.decoder import DECODER_KINDS, DIFFUSION_TARGETS
 from jepa_world.training.pretrain_config import RESUME_MODES
 from jepa_world.training.wm_config import WMDataConfig
 
@@ -18,7 +18,9 @@ from jepa_world.training.wm_config import WMDataConfig
 class DecoderModelConfig:
     """Which decoder and how big (tokens, width and image size come from the world model)."""
 
-    kind: str = "conv"  #: ``conv`` (deterministic, pixel loss) or ``diffusion`` (needs diffusers)
+    #: ``conv`` (deterministic, pixel loss), ``diffusion`` (needs diffusers) or ``tokens``
+    #: (V-JEPA patch tokens: the masked-region view of a pretraining run)
+    kind: str = "conv"
     width: int = 128  #: conv: channels of the 4 x 4 feature map, halved per x2 upsampling
     min_width: int = 16  #: conv: the narrowest feature map
     foreground_weight: float = 20.0  #: conv: loss weight of pixels unlike the median frame
@@ -26,10 +28,13 @@ class DecoderModelConfig:
     train_timesteps: int = 1000  #: diffusion: DDPM noise levels
     sample_steps: int = 10  #: diffusion: DDIM steps when decoding
     diffusion_patch: int = 4  #: diffusion: pixels folded into channels (the UNet sees 16 x 16)
+    diffusion_target: str = "sample"  #: diffusion: what the UNet predicts (sample, v, epsilon)
 
     def __post_init__(self) -> None:
         check_choice(self.kind, DECODER_KINDS, "decoder.kind")
-        for name in ("width", "min_width", "train_timesteps", "sample_steps", "diffusion_patch"):
+        check_choice(self.diffusion_target, DIFFUSION_TARGETS, "decoder.diffusion_target")
+        for name in ("width", "min_width", "train_timesteps", "sample_steps",
+                     "diffusion_patch"):
             value = getattr(self, name)
             check(value >= 1, f"decoder.{name}", f"must be >= 1, got {value}")
         check(len(self.unet_channels) >= 1 and min(self.unet_channels) >= 8
@@ -43,11 +48,16 @@ class DecodeConfig:
 
     ``imagined_fraction`` of each batch decodes the world model's own PREDICTIONS (rolled out
     ``1..imagined_horizon`` steps from real history with the real actions) into the frames that
-    really followed, the rest decodes encoded frames into themselves.
+    really followed, the rest decodes encoded frames into themselves. ``decoder.kind=tokens``
+    instead decodes a pretraining run's predictor outputs for the masked region of clips of
+    the env's dataset (:mod:`jepa_world.training.masked_decoder`).
     """
 
     env: EnvConfig = field(default_factory=EnvConfig)
     world_model: str = ""  #: a WorldModel folder; "": the shipped model of ``env.name``
+    #: ``decoder.kind=tokens`` only: the V-JEPA pretraining run (or checkpoint) whose
+    #: predictor's masked-region features are decoded
+    pretrained: str = ""
     decoder: DecoderModelConfig = field(default_factory=DecoderModelConfig)
     data: WMDataConfig = field(default_factory=WMDataConfig)
     imagined_fraction: float = 0.5
@@ -86,6 +96,10 @@ class DecodeConfig:
         check(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
         check(0 <= self.imagined_fraction <= 1, "imagined_fraction",
               f"must be in [0, 1], got {self.imagined_fraction}")
+        check(bool(self.pretrained) == (self.decoder.kind == "tokens"), "pretrained",
+              "decoder.kind=tokens decodes a pretraining run's predictor: pass "
+              "pretrained=<run dir>" if self.decoder.kind == "tokens" else
+              f"is only read by decoder.kind=tokens, not {self.decoder.kind}")
         check(self.data.val_fraction > 0, "data.val_fraction",
               "must be > 0: held-out episodes measure the decoder")
         check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),

@@ -28,6 +28,7 @@ from jepa_world.models.decoder import DecoderConfig, build_decoder
 from jepa_world.schedules import set_lr_, warmup_cosine_lr
 from jepa_world.training.decoder_config import DecodeConfig
 from jepa_world.training.decoder_data import Imagined, encode_latents, imagine, load_frames
+from jepa_world.training.figures import write_figure
 from jepa_world.training.harness import (
     Stepper,
     check_resumable,
@@ -42,6 +43,7 @@ from jepa_world.training.telemetry import TrainLogger
 from jepa_world.world_model import WorldModel, shipped_model_dir
 
 FINAL_DIR = "decoder"
+FIGURE = "decoded.png"  #: the final decoder on held-out data (rows: see each task's figure)
 ADVICE = "Lower lr or raise warmup_steps"
 
 
@@ -112,8 +114,62 @@ def decoder_config(cfg: DecodeConfig, model: WorldModel) -> DecoderConfig:
                          image_size=cfg.env.image_size, width=d.width, min_width=d.min_width,
                          unet_channels=list(d.unet_channels),
                          train_timesteps=d.train_timesteps, sample_steps=d.sample_steps,
-                         diffusion_patch=d.diffusion_patch,
+                         diffusion_patch=d.diffusion_patch, diffusion_target=d.diffusion_target,
                          foreground_weight=d.foreground_weight)
+
+
+class LatentTask:
+    """Decode a frozen WORLD MODEL's latents (encoded frames and its own imagined ones)."""
+
+    def __init__(self, cfg: DecodeConfig, device: torch.device) -> None:
+        self.cfg, self.device = cfg, device
+        self.model = load_world_model(cfg, device)
+        self.train, self.val = prepare(cfg, self.model)
+        self.source = cfg.world_model or cfg.env.short_name
+
+    def decoder_config(self) -> DecoderConfig:
+        return decoder_config(self.cfg, self.model)
+
+    def background(self) -> torch.Tensor:
+        return self.train.frames[:, ::10].flatten(0, 1).float() / 255
+
+    def describe(self) -> str:
+        return (f"on frozen {self.source}; {len(self.train.frames)} train / "
+                f"{len(self.val.frames)} held-out episodes, {len(self.train.imagined.latents)} "
+                f"imagined latents")
+
+    def loss(self, decoder, generator: torch.Generator) -> torch.Tensor:
+        latents, frames = (t.to(self.device) for t in sample_batch(
+            self.train, self.cfg.batch_size, self.cfg.imagined_fraction, generator))
+        return decoder.loss(latents, frames)
+
+    def evaluate(self, decoder, logger: TrainLogger | None, step: int) -> dict[str, float]:
+        return evaluate(decoder, self.val, self.device, logger, step)
+
+    @torch.no_grad()
+    def figure(self, decoder) -> torch.Tensor:
+        """``[3, 4 H, 8 W]``: held-out true frames | decoded | imagined at the largest
+        horizon | the frames that really followed."""
+        decoder.eval()
+        gen = torch.Generator().manual_seed(0)
+        pick = torch.linspace(0, len(self.val.frames) - 1, 8).long()
+        truth = self.val.frames[pick, 0].float().to(self.device)[:, None] / 255
+        decoded = decoder.decode(self.val.latents[pick, :1].float().to(self.device), gen)
+        im = self.val.imagined.at(int(self.val.imagined.horizon.max()))
+        keep = torch.linspace(0, len(im.latents) - 1, 8).long()
+        pred = decoder.decode(im.latents[keep].to(self.device)[:, None], gen)
+        real = self.val.frames[im.episode[keep], im.frame[keep]].float().to(self.device) / 255
+        return image_grid(torch.cat([truth[:, 0], decoded[:, 0], pred[:, 0], real]), 8)
+
+
+def build_task(cfg: DecodeConfig, device: torch.device):
+    """What ``cfg`` decodes: world-model latents, or (``decoder.kind=tokens``) a V-JEPA
+    predictor's masked-region features (:class:`~jepa_world.training.masked_decoder.MaskedTask`)."""
+    if cfg.decoder.kind == "tokens":
+        from jepa_world.training.masked_decoder import MaskedTask
+
+        return MaskedTask(cfg, device)
+    return LatentTask(cfg, device)
 
 
 def train_decoder(cfg: DecodeConfig,
@@ -130,11 +186,10 @@ def train_decoder(cfg: DecodeConfig,
     device = resolve_device(cfg.device)
     run_dir = Path(cfg.run_dir or default_run_dir("decode"))
     seed_all(cfg.seed)
-    model = load_world_model(cfg, device)
-    train, val = prepare(cfg, model)
-    decoder = build_decoder(decoder_config(cfg, model)).to(device)
+    task = build_task(cfg, device)
+    decoder = build_decoder(task.decoder_config()).to(device)
     if hasattr(decoder, "set_background"):
-        decoder.set_background(train.frames[:, ::10].flatten(0, 1).float().to(device) / 255)
+        decoder.set_background(task.background().to(device))
     params = [p for p in decoder.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     folder = resume_folder(cfg.resume, run_dir)
@@ -146,10 +201,9 @@ def train_decoder(cfg: DecodeConfig,
     stepper = Stepper(optimizer, params, cfg.grad_clip, ADVICE, folder)
     write_run_config(run_dir, "decode_config.json", cfg.to_dict())
     n_params = sum(p.numel() for p in params) / 1e6
-    logger.write(f"decode: {cfg.decoder.kind} decoder, {n_params:.2f}M params, on frozen "
-                 f"{cfg.world_model or cfg.env.short_name}; {len(train.frames)} train / "
-                 f"{len(val.frames)} held-out episodes, {len(train.imagined.latents)} imagined "
-                 f"latents; run_dir {run_dir}" + (f", resuming at {start}" if folder else ""))
+    logger.write(f"decode: {cfg.decoder.kind} decoder, {n_params:.2f}M params, "
+                 f"{task.describe()}; run_dir {run_dir}"
+                 + (f", resuming at {start}" if folder else ""))
     result = DecodeResult(run_dir=run_dir, steps=start)
     try:
         for step in range(start, cfg.steps):
@@ -159,10 +213,8 @@ def train_decoder(cfg: DecodeConfig,
                                   total_steps=cfg.steps)
             set_lr_(optimizer, lr)
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-            latents, frames = (t.to(device) for t in sample_batch(
-                train, cfg.batch_size, cfg.imagined_fraction, gen))
             decoder.train()
-            loss = decoder.loss(latents, frames)
+            loss = task.loss(decoder, gen)
             value = float(loss.detach())
             grad_norm = stepper.step(loss, value, step, lr)
             done = step + 1
@@ -172,7 +224,7 @@ def train_decoder(cfg: DecodeConfig,
                 logger.scalars(done, {"loss/total": value, "optim/lr": lr,
                                       "optim/grad_norm": grad_norm})
             if due(done, cfg.eval_interval, cfg.steps):
-                result.val = evaluate(decoder, val, device, logger, done)
+                result.val = task.evaluate(decoder, logger, done)
             logger.progress(value, lr, cfg.batch_size)
             if due(done, cfg.checkpoint_interval, cfg.steps):
                 stepper.last_good = _checkpoint(run_dir, done, cfg, decoder, optimizer)
@@ -182,13 +234,14 @@ def train_decoder(cfg: DecodeConfig,
         logger.close()
     dtype = torch.float16 if cfg.save_dtype == "float16" else None
     save_decoder(decoder, run_dir / FINAL_DIR, dtype=dtype,
-                 extra={"world_model": cfg.world_model or cfg.env.short_name,
-                        "steps": result.steps})
+                 extra={"world_model" if cfg.decoder.kind != "tokens" else "pretrained":
+                        task.source, "steps": result.steps})
     result.decoder = decoder.eval()
+    write_figure(run_dir / FIGURE, task.figure(decoder))
     result.seconds = time.perf_counter() - started
     note = ", ".join(f"{k.split('/')[-1]} {v:.2f}" for k, v in result.val.items())
     print(f"decode done: {result.steps} steps in {result.seconds:.0f} s; held-out {note}; "
-          f"decoder: {run_dir / FINAL_DIR}")
+          f"decoder: {run_dir / FINAL_DIR}; figure: {run_dir / FIGURE}")
     return result
 
 
@@ -238,7 +291,8 @@ def _checkpoint(run_dir: Path, step: int, cfg: DecodeConfig, decoder, optimizer)
 def _resume(folder: Path, cfg: DecodeConfig, decoder, optimizer) -> int:
     state = read_state(folder)
     check_resumable(state.get("config", {}), cfg.to_dict(),
-                    ("decoder", "world_model", "batch_size", "seed", "imagined_fraction"),
+                    ("decoder", "world_model", "pretrained", "batch_size", "seed",
+                     "imagined_fraction"),
                     folder)
     saved = load_decoder(folder, map_location=next(decoder.parameters()).device)
     decoder.load_state_dict(saved.state_dict())
@@ -247,5 +301,5 @@ def _resume(folder: Path, cfg: DecodeConfig, decoder, optimizer) -> int:
     return int(state["step"])
 
 
-__all__ = ["DecodeResult", "Split", "evaluate", "image_grid", "load_world_model", "prepare",
+__all__ = ["DecodeResult", "LatentTask", "Split", "build_task", "evaluate", "image_grid", "load_world_model", "prepare",
            "sample_batch", "train_decoder"]
