@@ -4,7 +4,8 @@ Each draws actions for one episode from its own seeded generator, so an episode'
 only on its seed (and, for env-aware ones, on the observations, themselves determined by the
 seed). A policy is called with the env's current observation dict, ``policy(obs)``; the blind ones
 (``uniform``, ``correlated``) ignore it, ``contact`` (push's) reads the disc and the block from
-it. Actions are float32 in ``[low, high]``.
+it, ``doorway`` (TwoRoom's, :class:`jepa_world.envs.two_room.DoorwayPolicy`) the agent's
+position and velocity. Actions are float32 in ``[low, high]``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import numpy as np
 
 from jepa_world.envs.push_contact import Push, contact_action, sample_push
 
-POLICIES = ("uniform", "correlated", "contact")
+POLICIES = ("uniform", "correlated", "contact", "doorway")
 #: Policies that read one task's observations: the task ids they work on.
-POLICY_TASKS = {"contact": ("jepa_world/Push-v0",)}
+POLICY_TASKS = {"contact": ("jepa_world/Push-v0",), "doorway": ("jepa_world/TwoRoom-v0",)}
 
 
 @dataclass
@@ -117,4 +118,8 @@ def make_policy(
         return CorrelatedNoisePolicy(low, high, rng, beta=beta, sigma=sigma)
     if name == "contact":
         return ContactPushPolicy(low, high, rng, beta=beta, sigma=sigma)
+    if name == "doorway":
+        from jepa_world.envs.two_room import DoorwayPolicy  # the task imports this module
+
+        return DoorwayPolicy(low, high, rng, beta=beta, sigma=sigma)
     raise ValueError(f"unknown exploration policy {name!r}; choose one of {', '.join(POLICIES)}")

@@ -10,10 +10,14 @@ observations, actions and how goals are drawn.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from jepa_world.envs.point_mass import ARENA, CLEARANCE, PointMassEnv
+from jepa_world.envs.exploration import CorrelatedNoisePolicy
+from jepa_world.envs.point_mass import ARENA, CLEARANCE, PointMassEnv, waypoint_action
 
+DOOR_HALF_WIDTH = 0.2  #: the door spans ``|y| < 0.2`` of the wall at ``x = 0`` (two_room.xml)
 #: Where each room's starts and goals are drawn: clear of the outer walls and the divider.
 _ROOM_X = (0.05 + CLEARANCE, ARENA - CLEARANCE)
 _ROOM_Y = (-ARENA + CLEARANCE, ARENA - CLEARANCE)
@@ -39,3 +43,64 @@ class TwoRoomEnv(PointMassEnv):
         side = 1.0 if start[0] > 0 else -1.0
         return [np.array([side * self.DOOR_APPROACH, 0.0]),
                 np.array([-side * self.DOOR_APPROACH, 0.0]), np.asarray(goal, float)]
+
+
+@dataclass
+class DoorwayPolicy:
+    """TwoRoom's data policy (``doorway``): trips through the door among correlated noise, so
+    the data hold many door passages, at varied offsets from its centre (the wall's ends are
+    where a model's dynamics are least sure), not only the few that noise alone makes.
+
+    Stretches alternate: with probability ``trip_fraction`` a trip to a random point of the
+    other room through the door, crossing at a random height within ``cross_spread`` of its
+    centre (the door is ``|y| < 0.2``; the agent's radius 0.08), driven by the waypoint
+    controller with the correlated noise (``sigma * noise_scale``) added, until it arrives or
+    60 steps pass; otherwise 5-15 steps of the correlated noise alone. ``obs`` must hold
+    ``proprio`` (``[x, y, vx, vy]``).
+    """
+
+    low: np.ndarray
+    high: np.ndarray
+    rng: np.random.Generator
+    beta: float = 0.9
+    sigma: float = 0.8
+    trip_fraction: float = 0.6
+    noise_scale: float = 0.5
+    cross_spread: float = 0.18
+
+    def __post_init__(self) -> None:
+        self._noise = CorrelatedNoisePolicy(self.low, self.high, self.rng, self.beta, self.sigma)
+        self._route: list[np.ndarray] = []
+        self._left = 0
+        self._trip = False
+
+    def _new_stretch(self, position: np.ndarray) -> None:
+        self._trip = bool(self.rng.random() < self.trip_fraction)
+        if not self._trip:
+            self._route, self._left = [], int(self.rng.integers(5, 16))
+            return
+        side = 1.0 if position[0] > 0 else -1.0
+        height = self.rng.uniform(-self.cross_spread, self.cross_spread)
+        x0, x1, y0, y1 = room(-int(side))
+        target = np.array([self.rng.uniform(x0, x1), self.rng.uniform(y0, y1)])
+        approach = TwoRoomEnv.DOOR_APPROACH
+        self._route = [np.array([side * approach, height]),
+                       np.array([-side * approach, height]), target]
+        self._left = 60
+
+    def __call__(self, obs: dict | None = None) -> np.ndarray:
+        if obs is None or "proprio" not in obs:
+            raise ValueError("the doorway policy reads the observation: call it as policy(obs) "
+                             "with obs['proprio'] = [x, y, vx, vy]")
+        position, velocity = np.asarray(obs["proprio"][:2]), np.asarray(obs["proprio"][2:4])
+        while self._route and np.linalg.norm(self._route[0] - position) < \
+                PointMassEnv.WAYPOINT_RADIUS:
+            self._route.pop(0)
+        if self._left == 0 or (self._trip and not self._route):  # done, or arrived
+            self._new_stretch(position)
+        self._left -= 1
+        noise = self._noise()
+        if not self._route:
+            return noise
+        action = waypoint_action(position, velocity, self._route[0])
+        return np.clip(action + self.noise_scale * noise, self.low, self.high).astype(np.float32)

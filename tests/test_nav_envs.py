@@ -100,6 +100,34 @@ def test_walls_block_the_agent(env_id, start, push):
     env.close()
 
 
+def test_the_doorway_policy_takes_the_agent_through_the_door_and_needs_the_observation():
+    from jepa_world.envs.exploration import make_policy
+
+    env = gym.make("jepa_world/TwoRoom-v0", image_size=32, terminate_on_success=False,
+                   max_episode_steps=200)
+    space = env.action_space
+    crossed, runs = 0, []
+    for seed in range(3):
+        obs, _ = env.reset(seed=seed)
+        policy = make_policy("doorway", space.low, space.high, np.random.default_rng(seed))
+        xs, actions = [], []
+        for _ in range(100):
+            action = policy(obs)
+            assert action.dtype == np.float32 and np.all(np.abs(action) <= 1.0)
+            obs = env.step(action)[0]
+            xs.append(obs["achieved_goal"][0])
+            actions.append(action)
+        crossed += int(np.any(np.sign(xs) != np.sign(xs[0])))
+        runs.append(np.stack(actions))
+    assert crossed == 3  # correlated noise alone crosses in 59 of 200 episodes
+    again = make_policy("doorway", space.low, space.high, np.random.default_rng(0))
+    obs, _ = env.reset(seed=0)
+    assert np.array_equal(again(obs), runs[0][0])
+    env.close()
+    with pytest.raises(ValueError, match="reads the observation"):
+        make_policy("doorway", space.low, space.high, 0)()
+
+
 def _render_seconds(env_id: str, frames: int = 60) -> float:
     env = gym.make(env_id, image_size=64)
     env.reset(seed=0)
