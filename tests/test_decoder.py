@@ -60,6 +60,24 @@ def test_conv_decoder_learns_one_batch():
     assert losses[-1] < 0.7 * losses[0]
 
 
+def test_background_residual_decoder_starts_as_the_median_frame_and_learns_from_it():
+    decoder = tiny_decoder(background_residual=True).train()
+    frames = torch.rand(6, 3, 16, 16) * 0.9 + 0.05
+    decoder.set_background(frames)
+    z = torch.randn(6, 1, 2, 8)
+    torch.testing.assert_close(decoder.decode(z)[:, 0],
+                               frames.median(dim=0).values.expand(6, -1, -1, -1), atol=1e-5,
+                               rtol=0)
+    opt = torch.optim.Adam(decoder.parameters(), lr=1e-2)
+    first = decoder.loss(z, frames[:, None]).item()
+    for _ in range(60):
+        loss = decoder.loss(z, frames[:, None])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.6 * first  # the zero-initialised head still learns
+
+
 def test_decoder_folder_round_trip_and_bad_folder(tmp_path):
     decoder = tiny_decoder()
     save_decoder(decoder, tmp_path / "d", dtype=torch.float16)

@@ -45,6 +45,11 @@ class DecoderConfig:
     train_timesteps: int = 1000
     sample_steps: int = 10
     foreground_weight: float = 20.0  #: conv: loss weight of pixels unlike the background
+    #: conv: decode the change from the median frame (``sigmoid(logit(background) + head)``)
+    #: rather than the frame: a static scene (walls, floor) is then exact from the first step.
+    #: False here so folders written before it existed load as they were trained; training
+    #: (DecoderModelConfig) turns it on.
+    background_residual: bool = False
     diffusion_patch: int = 4
     diffusion_target: str = "sample"
     tubelet: int = 1  #: tokens only: frames one token spans
@@ -96,6 +101,9 @@ class ConvDecoder(nn.Module):
             c, size = out, size * 2
         self.blocks = nn.Sequential(*blocks)
         self.head = nn.Conv2d(c, 3, 3, padding=1)
+        if config.background_residual:  # start as the background itself
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
         size = config.image_size
         self.register_buffer("background", torch.zeros(3, size, size))
 
@@ -105,7 +113,10 @@ class ConvDecoder(nn.Module):
         b = latents.shape[0]
         x = self.proj(rearrange(latents, "b t n d -> (b t) (n d)"))
         x = rearrange(x, "m (c h w) -> m c h w", h=4, w=4)
-        x = torch.sigmoid(self.head(self.blocks(x)))
+        x = self.head(self.blocks(x))
+        if self.config.background_residual:
+            x = x + torch.logit(self.background, eps=1e-3)
+        x = torch.sigmoid(x)
         return rearrange(x, "(b t) c h w -> b t c h w", b=b)
 
     def loss(self, latents: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:

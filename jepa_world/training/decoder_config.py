@@ -24,6 +24,7 @@ class DecoderModelConfig:
     width: int = 128  #: conv: channels of the 4 x 4 feature map, halved per x2 upsampling
     min_width: int = 16  #: conv: the narrowest feature map
     foreground_weight: float = 20.0  #: conv: loss weight of pixels unlike the median frame
+    background_residual: bool = True  #: conv: decode the change from the median frame
     unet_channels: list[int] = field(default_factory=lambda: [64, 128])  #: diffusion UNet
     train_timesteps: int = 1000  #: diffusion: DDPM noise levels
     sample_steps: int = 10  #: diffusion: DDIM steps when decoding

@@ -115,7 +115,8 @@ def decoder_config(cfg: DecodeConfig, model: WorldModel) -> DecoderConfig:
                          unet_channels=list(d.unet_channels),
                          train_timesteps=d.train_timesteps, sample_steps=d.sample_steps,
                          diffusion_patch=d.diffusion_patch, diffusion_target=d.diffusion_target,
-                         foreground_weight=d.foreground_weight)
+                         foreground_weight=d.foreground_weight,
+                         background_residual=d.background_residual)
 
 
 class LatentTask:
