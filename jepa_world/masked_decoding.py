@@ -4,10 +4,10 @@ region and paste them into the visible context.
 :func:`predict_masked` runs a frozen pretraining checkpoint (context encoder + predictor, as in
 one training step) on clips with V-JEPA multi-block masks and returns the predictor's features at
 the masked tubelets; :meth:`MaskedPrediction.tokens` puts a token decoder's learned ``empty``
-token at every other position: the decoder never sees the visible part, as in the paper. A ``kind="tokens"`` decoder
-(:class:`~jepa_world.models.token_decoder.TokenDecoder`) turns them into frames; :func:`paste`
-puts the decoded masked region into the real visible pixels and :func:`masked_panels` lays out
-true clip | visible context | pasted prediction for a figure.
+token at every other position: the decoder never sees the visible part, as in the paper. A
+``kind="tokens"`` decoder (:class:`~jepa_world.models.token_decoder.TokenDecoder`) turns them
+into frames; :func:`paste` puts the decoded masked region into the real visible pixels and
+:func:`masked_panels` lays out true clip | visible context | pasted prediction for a figure.
 
 Shapes: clips ``[B, T, 3, H, W]`` in ``[0, 1]``; tokens ``[B, T', H' W', D]`` (``T' = T /
 tubelet``); regions ``[B, T, 1, H, W]`` of 0 / 1 (1 = masked).

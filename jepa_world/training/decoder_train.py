@@ -302,5 +302,5 @@ def _resume(folder: Path, cfg: DecodeConfig, decoder, optimizer) -> int:
     return int(state["step"])
 
 
-__all__ = ["DecodeResult", "LatentTask", "Split", "build_task", "evaluate", "image_grid", "load_world_model", "prepare",
-           "sample_batch", "train_decoder"]
+__all__ = ["DecodeResult", "LatentTask", "Split", "build_task", "evaluate", "image_grid",
+           "load_world_model", "prepare", "sample_batch", "train_decoder"]

@@ -22,7 +22,6 @@ from jepa_world.checkpoints import load_pretrained
 from jepa_world.data.env_clips import EnvClips
 from jepa_world.data.windows import split_episodes
 from jepa_world.errors import ConfigError
-from jepa_world.image_metrics import psnr
 from jepa_world.masked_decoding import ClipGeometry, freeze, masked_panels, predict_masked
 from jepa_world.models.decoder import DecoderConfig
 from jepa_world.training.decoder_config import DecodeConfig
@@ -99,13 +98,20 @@ class MaskedTask:
 
     @torch.no_grad()
     def predictions(self, decoder) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Per mask type, on fixed held-out clips and masks: ``(clips, region, decoded)``."""
+        """Per mask type, on fixed held-out clips and masks: ``(clips, region, decoded)``.
+
+        One clip at a time: in a batch the masks' token counts are equalised by truncating
+        targets, and the dropped tokens would be neither seen nor predicted."""
         pick = torch.linspace(0, len(self.val) - 1, min(EVAL_CLIPS, len(self.val))).long()
         clips = self.clips(self.val, pick)
         out = []
         for kind, spec in enumerate(self.specs):
-            pred = predict_masked(self.model, clips, spec, kind, EVAL_SEED + kind)
-            out.append((clips, pred.region, decoder.decode(pred.tokens(decoder.empty))))
+            regions, decoded = [], []
+            for i, clip in enumerate(clips):
+                pred = predict_masked(self.model, clip[None], spec, kind, EVAL_SEED + 97 * i + kind)
+                regions.append(pred.region)
+                decoded.append(decoder.decode(pred.tokens(decoder.empty)))
+            out.append((clips, torch.cat(regions), torch.cat(decoded)))
         return out
 
     def evaluate(self, decoder, logger: TrainLogger | None, step: int) -> dict[str, float]:
