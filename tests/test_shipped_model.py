@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
+import pytest
 import torch
 
 import jepa_world.envs  # noqa: F401  (registers the envs)
@@ -40,3 +41,33 @@ def test_shipped_model_reads_the_arm_pose_from_pixels():
         read = model.read_proprio(model.encode(pixels))[:, 0, :2].numpy()
     err = np.abs(wrap_angle(read - np.stack(angles)))
     assert np.median(err) < 0.1, np.median(err, axis=0)
+
+
+SHIPPED_TASKS = [("reach", "jepa_world/Reach-v0"), ("maze", "jepa_world/PointMaze-v0"),
+                 ("tworoom", "jepa_world/TwoRoom-v0"), ("push", "jepa_world/Push-v0")]
+
+
+@pytest.mark.parametrize("name, env_id", SHIPPED_TASKS)
+def test_every_shipped_model_has_a_decoder_that_draws_unseen_frames(name, env_id):
+    """Its decoder/ attaches on load, is small, and decodes encoded frames of fresh episodes:
+    on the object pixels (those unlike the task's median frame: the arm, the agent, the disc
+    and block) it is far closer to them than the median frame is, and no worse elsewhere."""
+    torch.set_num_threads(1)
+    folder = shipped_model_dir(name)
+    assert (folder / "decoder" / "model.safetensors").stat().st_size < 2e6
+    model = WorldModel.from_pretrained(folder).eval()
+    assert model.decoder is not None
+    env = gym.make(env_id, image_size=64)
+    frames = []
+    for seed in range(7000, 7012):
+        obs, _ = env.reset(seed=seed)
+        frames += [obs["pixels"], obs["goal_pixels"]]
+    env.close()
+    truth = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255  # [24, 3, H, W]
+    with torch.no_grad():
+        decoded = model.decode(model.encode(truth[:, None]))[:, 0]
+    median = truth.median(dim=0).values.expand_as(truth)
+    objects = ((truth - median).abs().amax(dim=1, keepdim=True) > 0.05).expand_as(truth)
+    error, floor = (decoded - truth).abs(), (median - truth).abs()
+    assert float(error[objects].mean()) < 0.6 * float(floor[objects].mean())
+    assert float(error[~objects].mean()) < 0.05
