@@ -1,7 +1,9 @@
 """How close decoded latents are to the true frames, against the plan GIFs' nearest-frame bank.
 
     python -m bench.decoder_quality [--model reach] [--decoder DIR ...] [--data data/reach_64px]
-        [--stride 5] [--threads 1]
+        [--stride 5] [--threads 1] [--png PATH]
+
+Any shipped task model: ``--model maze --data data/maze_64px`` (likewise tworoom, push).
 
 On the held-out episodes (the last 10%, as ``train_wm`` and ``decode`` hold out):
 
@@ -12,9 +14,11 @@ On the held-out episodes (the last 10%, as ``train_wm`` and ``decode`` hold out)
 
 for each decoder (``--decoder``; default the model's attached ``decoder/``) and for the
 nearest-frame bank (8 exploration episodes x 50 steps, as ``python -m jepa_world.plan`` builds
-it). Per cell: PSNR (dB), SSIM, and the joint-angle error (mean |angle| error in rad of the world
-model's proprio head on the RE-ENCODED decoded frame vs the true angles; ``true frame`` row: the
-head on the true frames, the floor). Last: decode time per frame (batch 1 and 64).
+it). Per cell: PSNR (dB), SSIM, and the state error: the mean |error| of the world model's
+proprio head on the RE-ENCODED decoded frame vs the true state, over the proprio's first two
+entries (reach: the joint angles in rad, wrapped; maze, tworoom, push: the agent's position in
+m); the ``true frame`` row is the head on the true frames, the floor. Last: decode time per
+frame (batch 1 and 64).
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ HORIZONS = (1, 5, 8)
 
 
 def angle_error(model: WorldModel, frames: torch.Tensor, angles: torch.Tensor) -> float:
-    """Mean |wrapped angle error| (rad) of the proprio head on frames ``[M, 3, H, W]``."""
+    """Mean |error| of the proprio head on frames ``[M, 3, H, W]`` (wrapped to [-pi, pi]: exact
+    for angles, and for positions, whose errors are far below pi)."""
     read = torch.cat([model.read_proprio(model.encode(part[None])[0])
                       for part in frames.split(256)])[:, :angles.shape[-1]]
     diff = read - angles
@@ -104,17 +109,14 @@ def decode_ms(render, latents: torch.Tensor, batch: int) -> float:
 def write_png(path: str, case: tuple, renderers: dict) -> None:
     """Rows: the true frames that followed, then each renderer's frame for the imagined latents
     (8 held-out rollouts, horizon 5), upscaled 2x."""
-    import numpy as np
-    from PIL import Image
-
     from jepa_world.training.decoder_train import image_grid
+    from jepa_world.training.figures import write_figure
 
     latents, truth, _ = case
     pick = torch.linspace(0, len(latents) - 1, 8).long()
     with torch.no_grad():
         rows = [truth[pick]] + [render(latents[pick]) for render in renderers.values()]
-    grid = image_grid(torch.cat(rows), 8).permute(1, 2, 0).mul(255).round().byte().numpy()
-    Image.fromarray(np.repeat(np.repeat(grid, 2, 0), 2, 1)).save(path)
+    write_figure(path, image_grid(torch.cat(rows), 8))
     print(f"wrote {path}: rows true | " + " | ".join(renderers))
 
 
@@ -153,7 +155,7 @@ def main() -> None:
     if args.png:
         write_png(args.png, data["h5"], renderers)
     print(f"held-out: {len(data['encoded'][0])} encoded frames, {len(data['h1'][0])} "
-          f"rollouts per horizon; cells: PSNR dB / SSIM / joint-angle error rad; "
+          f"rollouts per horizon; cells: PSNR dB / SSIM / state error (rad or m); "
           f"{torch.get_num_threads()} torch thread(s)")
     print(table(rows, ["decoder", "encoded", *[f"h{h}" for h in HORIZONS],
                        "ms / frame (batch 1 / 64)"]))

@@ -7,7 +7,9 @@ into the world model's folder as ``decoder/``).
 
 Overrides: ``decoder.kind=diffusion`` (needs ``pip install diffusers``), ``steps=N``,
 ``world_model=<folder>``, ``imagined_fraction=F``, ``run_dir=PATH`` (re-running resumes); see
-configs/decode.yaml.
+configs/decode.yaml. The seed's masked-region view: ``decoder.kind=tokens
+pretrained=<a pretraining run> env=<its task>`` decodes that run's predictor outputs for the
+masked part of clips and pastes them into the visible context (``<run_dir>/decoded.png``).
 """
 
 from __future__ import annotations
