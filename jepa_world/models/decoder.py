@@ -85,7 +85,21 @@ def upsample_block(c_in: int, c_out: int) -> nn.Sequential:
     )
 
 
-class ConvDecoder(nn.Module):
+class DeterministicDecoder(nn.Module):
+    """What the deterministic decoders share: a ``background`` buffer (the median frame, for
+    the foreground-weighted loss) and ``decode`` = ``forward`` without gradients."""
+
+    def set_background(self, frames: torch.Tensor) -> None:
+        """The per-pixel median of frames ``[M, 3, H, W]`` in ``[0, 1]``: what is not an object."""
+        self.background.copy_(frames.median(dim=0).values)
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor, generator: torch.Generator | None = None):
+        """``forward(latents)`` (``generator`` is unused: deterministic)."""
+        return self(latents)
+
+
+class ConvDecoder(DeterministicDecoder):
     """Latents ``[B, T, N, D]`` -> frames ``[B, T, 3, H, W]`` in ``[0, 1]`` (deterministic)."""
 
     def __init__(self, config: DecoderConfig) -> None:
@@ -127,15 +141,6 @@ class ConvDecoder(nn.Module):
         """:func:`foreground_loss` of decoded ``pred`` against ``frames`` (same shapes)."""
         return foreground_loss(pred, frames, self.background, self.config.foreground_weight)
 
-    def set_background(self, frames: torch.Tensor) -> None:
-        """The per-pixel median of frames ``[M, 3, H, W]`` in ``[0, 1]``: what is not an object."""
-        self.background.copy_(frames.median(dim=0).values)
-
-    @torch.no_grad()
-    def decode(self, latents: torch.Tensor, generator: torch.Generator | None = None):
-        """Frames ``[B, T, 3, H, W]`` in ``[0, 1]`` (``generator`` is unused: deterministic)."""
-        return self(latents)
-
 
 def foreground_loss(pred: torch.Tensor, frames: torch.Tensor, background: torch.Tensor,
                     foreground_weight: float, region: torch.Tensor | None = None) -> torch.Tensor:
@@ -172,4 +177,4 @@ def build_decoder(config: DecoderConfig) -> nn.Module:
 
 
 __all__ = ["DECODER_FORMAT", "DECODER_KINDS", "DIFFUSION_TARGETS", "ConvDecoder", "DecoderConfig",
-           "build_decoder", "check_latents", "foreground_loss"]
+           "DeterministicDecoder", "build_decoder", "check_latents", "foreground_loss"]

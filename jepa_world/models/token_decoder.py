@@ -21,7 +21,12 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from jepa_world.models.decoder import DecoderConfig, foreground_loss, upsample_block
+from jepa_world.models.decoder import (
+    DecoderConfig,
+    DeterministicDecoder,
+    foreground_loss,
+    upsample_block,
+)
 
 
 class _Residual(nn.Module):
@@ -47,7 +52,7 @@ def token_grid_side(config: DecoderConfig) -> int:
     return side
 
 
-class TokenDecoder(nn.Module):
+class TokenDecoder(DeterministicDecoder):
     """Patch tokens ``[B, T', N, D]`` -> frames ``[B, T' tubelet, 3, H, W]`` in ``[0, 1]``."""
 
     def __init__(self, config: DecoderConfig) -> None:
@@ -88,15 +93,6 @@ class TokenDecoder(nn.Module):
         ``region`` ``[B, T, 1, H, W]`` (the masked pixels) when given."""
         return foreground_loss(self(tokens), frames, self.background,
                                self.config.foreground_weight, region)
-
-    def set_background(self, frames: torch.Tensor) -> None:
-        """The per-pixel median of frames ``[M, 3, H, W]`` in ``[0, 1]``."""
-        self.background.copy_(frames.median(dim=0).values)
-
-    @torch.no_grad()
-    def decode(self, tokens: torch.Tensor, generator: torch.Generator | None = None):
-        """Frames ``[B, T' tubelet, 3, H, W]`` (deterministic; ``generator`` is unused)."""
-        return self(tokens)
 
 
 def scatter_tokens(empty: torch.Tensor, values: torch.Tensor, index: torch.Tensor,
