@@ -25,6 +25,7 @@ from jepa_world.training.decoder_config import DecodeConfig, DecoderModelConfig
 from jepa_world.training.decoder_train import train_decoder
 from jepa_world.training.pretrain import pretrain
 from jepa_world.training.wm_config import WMDataConfig
+from jepa_world.world_model import shipped_model_dir
 from tests.test_pretrain import tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -158,6 +159,9 @@ def test_decode_kind_tokens_config_errors(tmp_path):
         DecodeConfig(decoder=DecoderModelConfig(kind="tokens"))
     with pytest.raises(ConfigError, match="pretrained: is only read by decoder.kind=tokens"):
         DecodeConfig(pretrained="runs/x")
+    with pytest.raises(ConfigError, match="pretrained: .*a world model has no masked predictor"):
+        train_decoder(DecodeConfig(decoder=DecoderModelConfig(kind="tokens"),
+                                   pretrained=str(shipped_model_dir("maze")), progress=False))
     with pytest.raises(ConfigError, match="pretrained: .* does not exist"):
         train_decoder(DecodeConfig(decoder=DecoderModelConfig(kind="tokens"),
                                    pretrained=str(tmp_path / "nope"), progress=False))

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from einops import rearrange
 
-from jepa_world.checkpoints import load_pretrained
+from jepa_world.checkpoints import CheckpointError, load_pretrained
 from jepa_world.data.env_clips import EnvClips
 from jepa_world.data.windows import split_episodes
 from jepa_world.errors import ConfigError
@@ -56,10 +56,15 @@ class MaskedTask:
             raise ConfigError(f"pretrained: {path} does not exist; pass a "
                               f"`python -m jepa_world.pretrain` run dir or checkpoint")
         self.cfg, self.device, self.source = cfg, device, str(path)
-        self.model = freeze(load_pretrained(path))
+        try:
+            self.model = freeze(load_pretrained(path))
+        except CheckpointError as err:
+            raise ConfigError(f"pretrained: {err} (it must be a `python -m jepa_world.pretrain` "
+                              f"run dir or checkpoint; a world model has no masked predictor)"
+                              ) from err
+        self.geometry = ClipGeometry.of(self.model)  # refuses anything but encoder + masked
         for module in (self.model.encoder, self.model.predictor):
             module.to(device)
-        self.geometry = ClipGeometry.of(self.model)
         masks, frame_step = run_settings(path)
         self.specs = masks.specs()
         root = ensure_env_data(cfg.env, cfg.data, 0, cfg.progress)
