@@ -102,16 +102,24 @@ def test_a_video_that_cannot_be_written_never_costs_the_summary(tmp_path, monkey
 def interrupt_when(args: list[str], ready, cwd: Path, timeout: float = 120):
     """Start a command in its own process group, send the group SIGINT (what Ctrl-C in a
     terminal does) once ``ready()`` holds, return the finished process and its output."""
+    # SIGINT back to its default in the child: a runner started in the background of a
+    # non-interactive shell (``cmd &``) ignores SIGINT, and children inherit the ignoring
     proc = subprocess.Popen([PYTHON, "-m", *args], cwd=cwd, start_new_session=True, text=True,
                             env=dict(python_env(), OMP_NUM_THREADS="1"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + timeout
-    while not ready():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "never got ready"
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "never got ready"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:  # never leave it running (it would slow every later test)
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     return proc.returncode, out, err
 
 
