@@ -24,7 +24,7 @@ from torch import nn
 from jepa_world.checkpoints import Pretrained
 from jepa_world.errors import ConfigError
 from jepa_world.masks import MaskSpec, sample_multiblock_masks
-from jepa_world.models.inputs import IMAGENET_MEAN, IMAGENET_STD
+from jepa_world.models.inputs import imagenet_normalize
 from jepa_world.models.token_decoder import scatter_tokens
 
 HIDDEN_GREY = 0.5  #: the masked region's colour in the "visible context" panel
@@ -96,9 +96,7 @@ def predict_masked(pretrained: Pretrained, clips: torch.Tensor, spec: MaskSpec, 
         raise ValueError(f"clips must be [B, {', '.join(map(str, want))}], "
                          f"got {list(clips.shape)}")
     device = clips.device
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1, 1)
-    video = (rearrange(clips, "b t c h w -> b c t h w") - mean) / std
+    video = imagenet_normalize(rearrange(clips, "b t c h w -> b c t h w"), channel_dim=1)
     mask = sample_multiblock_masks(geometry.grid, [spec], clips.shape[0], generator=generator)[0]
     context, targets = mask.context.to(device), mask.targets.to(device)
     encoder, predictor = pretrained.encoder, pretrained.predictor

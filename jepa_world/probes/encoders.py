@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from jepa_world.checkpoints.runs import LATEST_FILE, follow_latest
 from jepa_world.errors import ConfigError, JepaWorldError
-from jepa_world.models.inputs import IMAGENET_MEAN, IMAGENET_STD
+from jepa_world.models.inputs import imagenet_normalize
 
 RANDOM_PREFIX = "random:"
 PKG_PREFIX = "pkg:"
@@ -198,14 +198,12 @@ def extract_features(encoder: ProbeEncoder, pixels: torch.Tensor, batch_size: in
     if pixels.dim() != 5 or pixels.shape[2] != 3:
         raise ValueError(f"pixels must be [M, L, 3, H, W], got {tuple(pixels.shape)}")
     module = encoder.module.to(device).eval()
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 1, 3, 1, 1)
     out = []
     for start in tqdm(range(0, len(pixels), batch_size), desc=desc, disable=not progress,
                       unit="batch", leave=False, dynamic_ncols=True):
         x = pixels[start:start + batch_size].to(device).float().div_(255.0)  # [b, L, 3, H, W]
         if encoder.input_norm == "imagenet":
-            x = (x - mean) / std
+            x = imagenet_normalize(x, channel_dim=2)
         video = x[:, 0] if x.shape[1] == 1 else rearrange(x, "b l c h w -> b c l h w")
         try:
             tokens = module(video)  # [b, N, D]

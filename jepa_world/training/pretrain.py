@@ -36,7 +36,7 @@ from jepa_world.checkpoints.runs import load_checkpoint, save_checkpoint
 from jepa_world.errors import ConfigError, DatasetError
 from jepa_world.losses import jepa_loss, pixel_loss, pixel_targets, variance_covariance
 from jepa_world.masks import sample_multiblock_masks
-from jepa_world.models.inputs import IMAGENET_MEAN, IMAGENET_STD
+from jepa_world.models.inputs import imagenet_normalize
 from jepa_world.models.presets import build_encoder, build_predictor, config_to_dict
 from jepa_world.schedules import (
     cosine_weight_decay,
@@ -65,8 +65,6 @@ from jepa_world.training.harness import (
 )
 from jepa_world.training.pretrain_config import PretrainConfig, RegularizerConfig
 from jepa_world.training.telemetry import TrainLogger, feature_std
-
-MEAN, STD = IMAGENET_MEAN, IMAGENET_STD  #: V-JEPA's input normalisation
 
 
 @dataclass
@@ -379,9 +377,7 @@ def _losses(cfg: PretrainConfig, forward: nn.Module, target_forward: nn.Module |
             clip: torch.Tensor, step: int, info: du.DistInfo):
     """``(loss, terms, targets)`` of one batch ``clip`` ``[B, 3, T, H, W]`` in ``[0, 1]``."""
     device = clip.device
-    mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1, 1)
-    std = torch.tensor(STD, device=device).view(1, 3, 1, 1, 1)
-    video = (clip - mean) / std
+    video = imagenet_normalize(clip, channel_dim=1)
     masks = sample_multiblock_masks(
         cfg.model.grid, cfg.masks.specs(), clip.shape[0],
         generator=step_seed(cfg.seed, step, info.rank), min_keep=cfg.masks.min_keep,
