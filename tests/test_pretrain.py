@@ -283,6 +283,7 @@ def test_hydra_config_composes_every_model_preset():
 
     from jepa_world.cli import hydra_argv, to_dataclass
 
+    importlib.import_module("jepa_world.pretrain")  # registers pretrain_schema (alone, too)
     with initialize_config_module("jepa_world.configs", version_base="1.3"):
         for name, size in [("tiny", 64), ("vit_l", 224), ("vit_h", 224), ("vit_g", 256)]:
             cfg = to_dataclass(compose("pretrain", overrides=[f"model={name}"]), PretrainConfig)
