@@ -127,6 +127,7 @@ class LatentTask:
         self.model = load_world_model(cfg, device)
         self.train, self.val = prepare(cfg, self.model)
         self.source = cfg.world_model or cfg.env.short_name
+        self.provenance = {"world_model": self.source}  #: what the decoder folder records
 
     def decoder_config(self) -> DecoderConfig:
         return decoder_config(self.cfg, self.model)
@@ -147,20 +148,9 @@ class LatentTask:
     def evaluate(self, decoder, logger: TrainLogger | None, step: int) -> dict[str, float]:
         return evaluate(decoder, self.val, self.device, logger, step)
 
-    @torch.no_grad()
     def figure(self, decoder) -> torch.Tensor:
-        """``[3, 4 H, 8 W]``: held-out true frames | decoded | imagined at the largest
-        horizon | the frames that really followed."""
-        decoder.eval()
-        gen = torch.Generator().manual_seed(0)
-        pick = torch.linspace(0, len(self.val.frames) - 1, 8).long()
-        truth = self.val.frames[pick, 0].float().to(self.device)[:, None] / 255
-        decoded = decoder.decode(self.val.latents[pick, :1].float().to(self.device), gen)
-        im = self.val.imagined.at(int(self.val.imagined.horizon.max()))
-        keep = torch.linspace(0, len(im.latents) - 1, 8).long()
-        pred = decoder.decode(im.latents[keep].to(self.device)[:, None], gen)
-        real = self.val.frames[im.episode[keep], im.frame[keep]].float().to(self.device) / 255
-        return image_grid(torch.cat([truth[:, 0], decoded[:, 0], pred[:, 0], real]), 8)
+        """The held-out grid :func:`evaluate` logs: true | decoded | imagined | its truth."""
+        return held_out_scores(decoder, self.val, self.device)[1]
 
 
 def build_task(cfg: DecodeConfig, device: torch.device):
@@ -235,8 +225,7 @@ def train_decoder(cfg: DecodeConfig,
         logger.close()
     dtype = torch.float16 if cfg.save_dtype == "float16" else None
     save_decoder(decoder, run_dir / FINAL_DIR, dtype=dtype,
-                 extra={"world_model" if cfg.decoder.kind != "tokens" else "pretrained":
-                        task.source, "steps": result.steps})
+                 extra={**task.provenance, "steps": result.steps})
     result.decoder = decoder.eval()
     write_figure(run_dir / FIGURE, task.figure(decoder))
     result.seconds = time.perf_counter() - started
@@ -246,11 +235,23 @@ def train_decoder(cfg: DecodeConfig,
     return result
 
 
-@torch.no_grad()
 def evaluate(decoder, val: Split, device: torch.device, logger: TrainLogger | None = None,
              step: int = 0, every: int = 10) -> dict[str, float]:
+    """:func:`held_out_scores`, logged (scalars and the image grid) when a logger is given."""
+    metrics, grid = held_out_scores(decoder, val, device, every)
+    if logger is not None:
+        logger.scalars(step, metrics)
+        if logger.writer is not None:
+            logger.writer.add_image("decoded/true|decoded|imagined|its_truth", grid, step)
+    return metrics
+
+
+@torch.no_grad()
+def held_out_scores(decoder, val: Split, device: torch.device,
+                    every: int = 10) -> tuple[dict[str, float], torch.Tensor]:
     """Held-out PSNR of decoded encoder latents and of imagined latents at horizons 1 and the
-    largest, and (with a logger) an image grid: true | decoded | imagined at the largest."""
+    largest, and an image grid ``[3, 4 H, 8 W]``: true | decoded | imagined at the largest
+    horizon | the frames that really followed."""
     decoder.eval()
     latents = val.latents[:, ::every].float().to(device)
     truth = val.frames[:, ::every].float().to(device) / 255
@@ -264,13 +265,8 @@ def evaluate(decoder, val: Split, device: torch.device, logger: TrainLogger | No
                               generator=torch.Generator().manual_seed(0))[:, 0]
         real = val.frames[im.episode[keep], im.frame[keep]].float().to(device) / 255
         metrics[f"val/psnr_imagined_h{h}"] = float(psnr(pred, real).mean())
-    if logger is not None:
-        logger.scalars(step, metrics)
-        if logger.writer is not None:
-            rows = torch.cat([truth[:8, 0], decoded[:8, 0], pred[:8], real[:8]])
-            logger.writer.add_image("decoded/true|decoded|imagined|its_truth",
-                                    image_grid(rows, 8), step)
-    return metrics
+    grid = image_grid(torch.cat([truth[:8, 0], decoded[:8, 0], pred[:8], real[:8]]), 8)
+    return metrics, grid
 
 
 def image_grid(images: torch.Tensor, columns: int) -> torch.Tensor:
@@ -302,5 +298,5 @@ def _resume(folder: Path, cfg: DecodeConfig, decoder, optimizer) -> int:
     return int(state["step"])
 
 
-__all__ = ["DecodeResult", "LatentTask", "Split", "build_task", "evaluate", "image_grid",
-           "load_world_model", "prepare", "sample_batch", "train_decoder"]
+__all__ = ["DecodeResult", "LatentTask", "Split", "build_task", "evaluate", "held_out_scores",
+           "image_grid", "load_world_model", "prepare", "sample_batch", "train_decoder"]

@@ -56,6 +56,7 @@ class MaskedTask:
             raise ConfigError(f"pretrained: {path} does not exist; pass a "
                               f"`python -m jepa_world.pretrain` run dir or checkpoint")
         self.cfg, self.device, self.source = cfg, device, str(path)
+        self.provenance = {"pretrained": self.source}  #: what the decoder folder records
         try:
             self.model = freeze(load_pretrained(path))
         except CheckpointError as err:
