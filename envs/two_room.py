@@ -17,7 +17,6 @@ import numpy as np
 from jepa_world.envs.exploration import CorrelatedNoisePolicy
 from jepa_world.envs.point_mass import ARENA, CLEARANCE, PointMassEnv, waypoint_action
 
-DOOR_HALF_WIDTH = 0.2  #: the door spans ``|y| < 0.2`` of the wall at ``x = 0`` (two_room.xml)
 #: Where each room's starts and goals are drawn: clear of the outer walls and the divider.
 _ROOM_X = (0.05 + CLEARANCE, ARENA - CLEARANCE)
 _ROOM_Y = (-ARENA + CLEARANCE, ARENA - CLEARANCE)
