@@ -9,6 +9,9 @@ are drawn from the cached encoder features (:mod:`jepa_world.training.wm_data`):
   (the model's own predictions as context), as planning uses it;
 * proprio head: the next proprio from each predicted frame (normalised L1), and (``state``) the
   proprio read by the same head from the ENCODED frames: it ties the latent to the arm's state;
+* goal head (``loss.goal_weight``, tasks whose goal is not the agent's own state: push's block
+  pose): a training-only head reads each encoded frame's goal state (from the sim state) from its
+  latent, so the latent keeps what the goal is made of; it is saved in ``state.pt`` only;
 * anti-collapse: the pooler is trained too, end to end through the prediction targets by default
   (``loss.target_grad``), so its latents could shrink to a constant that is trivially
   predictable; the state loss and a VICReg variance hinge + covariance penalty prevent that.
@@ -53,7 +56,7 @@ from jepa_world.training.harness import (
 from jepa_world.training.telemetry import TrainLogger, feature_std
 from jepa_world.training.wm_config import WMTrainConfig
 from jepa_world.training.wm_data import cached_encode_episodes, encoder_fingerprint
-from jepa_world.training.wm_loss import LOSS_NAMES, WorldModelLoss, evaluate
+from jepa_world.training.wm_loss import LOSS_NAMES, WorldModelLoss, draw, evaluate
 from jepa_world.world_model import WorldModel, WorldModelConfig
 
 FINAL_DIR = "world_model"
@@ -198,7 +201,19 @@ def prepare(cfg: WMTrainConfig, info: du.DistInfo) -> Prepared:
     if model.config.proprio_dim:
         flat = train.proprio.reshape(-1, train.proprio.shape[-1])
         model.set_proprio_stats(flat.mean(0).to(device), flat.std(0).clamp_min(1e-3).to(device))
+    if cfg.loss.goal_weight > 0:
+        attach_goal_states(cfg, root, [e for e in (train, val) if e is not None])
     return Prepared(model, train, val, len(val_ids), enc_desc)
+
+
+def attach_goal_states(cfg: WMTrainConfig, root: Path, parts: list) -> None:
+    """Each frame's goal-state targets (``loss.goal_weight``) on the encoded episodes."""
+    from jepa_world.probes.runner import probe_state
+    from jepa_world.training.wm_data import load_goal_states
+
+    _, angles, state_fn = probe_state(cfg.env)
+    for part in parts:
+        part.goal = load_goal_states(root, part.ids, state_fn, angles)
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -229,14 +244,18 @@ def _run(cfg: WMTrainConfig, info: du.DistInfo, started: float, callback) -> WMT
     seed_all(cfg.seed)
     data = prepare(cfg, info)
     model, train, val = data.model, data.train, data.val
-    objective = WorldModelLoss(model, cfg).to(device)
+    objective = WorldModelLoss(model, cfg, 0 if train.goal is None else train.goal.shape[-1])
+    if objective.goal_head is not None:
+        objective.goal_head.set_stats(train.goal)
+    objective.to(device)
     trainable = [p for p in objective.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(param_groups(
         nn.ModuleDict({"pooler": model.pooler or nn.Identity(), "predictor": model.predictor,
-                       "proprio_head": model.proprio_head or nn.Identity()}),
+                       "proprio_head": model.proprio_head or nn.Identity(),
+                       "goal_head": objective.goal_head or nn.Identity()}),
         cfg.optim.weight_decay), lr=cfg.optim.start_lr)
     folder = resume_folder(cfg.resume, run_dir)
-    start = _resume(folder, cfg, model, optimizer, info) if folder is not None else 0
+    start = _resume(folder, cfg, objective, optimizer, info) if folder is not None else 0
     forward = wrap_ddp(objective, info)
     logger = TrainLogger(run_dir, cfg.steps, start, enabled=info.is_main,
                          tensorboard=cfg.tensorboard, progress=cfg.progress)
@@ -250,11 +269,12 @@ def _run(cfg: WMTrainConfig, info: du.DistInfo, started: float, callback) -> WMT
         for step in range(start, cfg.steps):
             lr = scheduled_lr(cfg.optim, step, cfg.steps)
             set_lr_(optimizer, lr)
-            batch = train.sample(cfg.batch_size, cfg.window_frames, cfg.model.frameskip,
-                                 _step_generator(cfg.seed, step, info.rank))
-            patches, actions, proprio = (t.to(device, non_blocking=True) for t in batch)
+            batch = draw(train, cfg, _step_generator(cfg.seed, step, info.rank),
+                         objective.goal_head)
+            patches, actions, proprio, goal = (None if t is None else
+                                               t.to(device, non_blocking=True) for t in batch)
             with amp:
-                loss, parts = forward(patches, actions, proprio)
+                loss, parts = forward(patches, actions, proprio, goal)
             stats = du.all_reduce_mean(torch.cat([loss.detach().float()[None], parts.float()]),
                                        info)
             grad_norm = stepper.step(loss, float(stats[0]), step, lr)
@@ -263,13 +283,14 @@ def _run(cfg: WMTrainConfig, info: du.DistInfo, started: float, callback) -> WMT
             tick = now
             result.losses.append(float(stats[0]))
             if due(done, cfg.log_interval, cfg.steps):
-                logger.scalars(done, _metrics(model, stats, lr, grad_norm, windows_per_s, patches))
+                logger.scalars(done, _metrics(model, stats, lr, grad_norm, windows_per_s, patches,
+                                                 goal is not None))
             if val is not None and info.is_main and due(done, cfg.eval_interval, cfg.steps):
                 result.val = evaluate(objective, val, cfg, device)
                 logger.scalars(done, result.val)
             logger.progress(float(stats[0]), lr, windows_per_s)
             if due(done, cfg.checkpoint_interval, cfg.steps):
-                stepper.last_good = _checkpoint(run_dir, done, cfg, model, optimizer, info)
+                stepper.last_good = _checkpoint(run_dir, done, cfg, objective, optimizer, info)
             result.steps = done
             if callback is not None:
                 callback(done, float(stats[0]))
@@ -284,10 +305,11 @@ def _run(cfg: WMTrainConfig, info: du.DistInfo, started: float, callback) -> WMT
 
 
 def _metrics(model: WorldModel, stats: torch.Tensor, lr: float, grad_norm: float,
-             windows_per_s: float, patches: torch.Tensor) -> dict[str, float]:
+             windows_per_s: float, patches: torch.Tensor, goal: bool) -> dict[str, float]:
     metrics = {"loss/total": float(stats[0]), "optim/lr": lr, "optim/grad_norm": grad_norm,
                "perf/windows_per_s": windows_per_s}
-    metrics.update({f"loss/{n}": v for n, v in zip(LOSS_NAMES, stats[1:].tolist(), strict=True)})
+    metrics.update({f"loss/{n}": v for n, v in zip(LOSS_NAMES, stats[1:].tolist(), strict=True)
+                    if n != "goal" or goal})
     with torch.no_grad():
         metrics["collapse/latent_std"] = float(feature_std(model.pool(patches[:8])))
     return metrics
@@ -320,19 +342,26 @@ def _all_ids(root: Path) -> list[int]:
     return sorted(ref.index for ref in scan_shards(root))
 
 
-def _checkpoint(run_dir, step, cfg, model, optimizer, info) -> Path:
+def _checkpoint(run_dir, step, cfg, objective: WorldModelLoss, optimizer, info) -> Path:
+    """The world model's folder; ``state.pt`` adds the optimizer and the training-only goal head."""
     state = {"optimizer": optimizer.state_dict(), "world_size": info.world_size,
              "config": cfg.to_dict()}
+    if objective.goal_head is not None:
+        state["goal_head"] = objective.goal_head.state_dict()
     return save_on_main(info, run_dir, step, lambda rngs: save_wm_checkpoint(
-        run_dir, step, model, dict(state, rng=rngs), cfg.keep_checkpoints))
+        run_dir, step, objective.model, dict(state, rng=rngs), cfg.keep_checkpoints))
 
 
-def _resume(folder: Path, cfg: WMTrainConfig, model: WorldModel, optimizer, info) -> int:
+def _resume(folder: Path, cfg: WMTrainConfig, objective: WorldModelLoss, optimizer,
+            info) -> int:
     state = read_state(folder)
     check_resumable(state.get("config", {}), cfg.to_dict(),
                     ("model", "loss", "batch_size", "seed"), folder)
+    model = objective.model
     saved = WorldModel.from_pretrained(folder, map_location=model.pixel_mean.device)
     model.load_state_dict(saved.state_dict())
+    if objective.goal_head is not None:
+        objective.goal_head.load_state_dict(state["goal_head"])
     optimizer.load_state_dict(state["optimizer"])
     restore_rng(state["rng"], info)
     return int(state["step"])

@@ -100,6 +100,10 @@ class WMLossConfig:
     #: proprio entries the state loss uses: those visible in ONE frame (velocities are not);
     #: None: the task's ``env.state_dims`` (reach: the joint angles); empty: all
     state_dims: Optional[list[int]] = None  # noqa: UP045  (OmegaConf needs Optional)
+    #: a training-only head reads the task's goal state (``env.probe_state=goal``; push: the
+    #: block pose, its angle as sine and cosine) from each ENCODED frame's latent: it keeps what
+    #: the goal is made of in the latent when the proprio (the pusher) does not show it
+    goal_weight: float = 0.0
     #: prediction losses train the pooler through the targets too (end to end, as LeWM); the
     #: state loss and the variance / covariance terms keep the latent from collapsing
     target_grad: bool = True
@@ -116,7 +120,7 @@ class WMLossConfig:
         check(self.rollout_steps >= 0, "loss.rollout_steps",
               f"must be >= 0, got {self.rollout_steps}")
         for name in ("teacher_forcing_weight", "rollout_weight", "proprio_weight", "state_weight",
-                     "variance_weight", "variance_target", "covariance_weight"):
+                     "goal_weight", "variance_weight", "variance_target", "covariance_weight"):
             value = getattr(self, name)
             check(value >= 0, f"loss.{name}", f"must be >= 0, got {value}")
 
@@ -189,6 +193,9 @@ class WMTrainConfig:
                                                                 f"_{name}")
         if self.loss.proprio_weight > 0 and not self.model.use_proprio:
             check(False, "loss.proprio_weight", "needs model.use_proprio=true (or set it to 0)")
+        check(self.loss.goal_weight == 0 or self.env.probe_state == "goal", "loss.goal_weight",
+              f"{self.env.task_id} has no goal state beyond the proprio (env.probe_state="
+              f"{self.env.probe_state}): the state loss covers it; leave it at 0")
         span = (self.window_frames - 1) * self.model.frameskip
         check(span <= self.data.episode_length, "model.frameskip",
               f"a window of {self.window_frames} frames at frameskip {self.model.frameskip} spans "

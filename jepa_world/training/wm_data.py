@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from einops import rearrange
 from safetensors import SafetensorError, safe_open
@@ -27,12 +28,14 @@ from jepa_world.errors import DatasetError
 @dataclass
 class EncodedEpisodes:
     """Equal-length episodes: ``tokens [E, L, N, D]`` (float16), ``actions [E, L - 1, A]``,
-    ``proprio [E, L, P]``, ``ids [E]`` (dataset episode ids)."""
+    ``proprio [E, L, P]``, ``ids [E]`` (dataset episode ids), and optionally ``goal [E, L, G]``:
+    each frame's goal-state targets (:func:`load_goal_states`; push: the block pose)."""
 
     tokens: torch.Tensor
     actions: torch.Tensor
     proprio: torch.Tensor
     ids: list[int]
+    goal: torch.Tensor | None = None
 
     @property
     def num_frames(self) -> int:
@@ -55,17 +58,32 @@ class EncodedEpisodes:
                             s=frameskip)
         return tokens, actions, self.proprio[episode[:, None], frames]
 
-    def sample(
-        self, batch: int, window: int, frameskip: int, generator: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``batch`` windows uniformly over episodes and start frames (see :meth:`windows`)."""
+    def goal_windows(self, episode: torch.Tensor, start: torch.Tensor, window: int,
+                     frameskip: int) -> torch.Tensor:
+        """The goal-state targets ``[B, W, G]`` of the windows :meth:`windows` gathers."""
+        if self.goal is None:
+            raise ValueError("these episodes were encoded without goal states")
+        frames = start[:, None] + torch.arange(window) * frameskip
+        return self.goal[episode[:, None], frames]
+
+    def sample_starts(self, batch: int, window: int, frameskip: int,
+                      generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(episode [B], start [B])`` of ``batch`` windows drawn uniformly over episodes and
+        start frames."""
         starts = self.window_starts(window, frameskip)
         if starts < 1:
             raise DatasetError(f"episodes of {self.num_frames} frames are too short for windows "
                                f"of {window} frames at frameskip {frameskip}")
         episode = torch.randint(len(self.ids), (batch,), generator=generator)
         start = torch.randint(starts, (batch,), generator=generator)
-        return self.windows(episode, start, window, frameskip)
+        return episode, start
+
+    def sample(
+        self, batch: int, window: int, frameskip: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``batch`` windows uniformly over episodes and start frames (see :meth:`windows`)."""
+        return self.windows(*self.sample_starts(batch, window, frameskip, generator), window,
+                            frameskip)
 
 
 def encode_episodes(
@@ -111,6 +129,29 @@ def encode_episodes(
     full.close()
     data.close()
     return EncodedEpisodes(torch.stack(tokens), torch.stack(actions), torch.stack(proprio), ids)
+
+
+def load_goal_states(root: str | Path, ids: Sequence[int], state_fn: Callable[[np.ndarray],
+                     np.ndarray], angles: Sequence[bool]) -> torch.Tensor:
+    """Goal-state targets ``[E, L, G']`` of whole episodes ``ids`` (in that order): ``state_fn``
+    of every frame's sim state (push: the block's ``[x, y, theta]``), its angle entries as sine
+    and cosine (:func:`~jepa_world.probes.tasks.state_targets`)."""
+    from jepa_world.probes.tasks import state_targets
+
+    data = WindowDataset(root, context=1, episodes=ids)
+    length = data.manifest.episode_length
+    data.close()
+    full = WindowDataset(root, context=length + 1, episodes=ids, fields=("sim_state",))
+    try:
+        by_id = {int(item["episode"]): item["sim_state"].numpy()
+                 for item in (full[i] for i in range(len(full)))}
+    finally:
+        full.close()
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise DatasetError(f"{root}: episodes {missing[:5]} have fewer than {length} steps")
+    states = np.stack([state_fn(by_id[i]) for i in ids])
+    return torch.from_numpy(state_targets(states, list(angles)))
 
 
 def encoder_fingerprint(encoder: torch.nn.Module, *extra: object) -> str:
@@ -165,4 +206,4 @@ def cached_encode_episodes(
 
 
 __all__ = ["EncodedEpisodes", "cached_encode_episodes", "encode_episodes",
-           "encoder_fingerprint"]
+           "encoder_fingerprint", "load_goal_states"]

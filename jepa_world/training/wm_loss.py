@@ -14,21 +14,49 @@ from jepa_world.training.wm_config import WMTrainConfig
 from jepa_world.training.wm_data import EncodedEpisodes
 from jepa_world.world_model import WorldModel
 
-LOSS_NAMES = ("teacher_forcing", "rollout", "proprio", "state", "variance", "covariance")
+LOSS_NAMES = ("teacher_forcing", "rollout", "proprio", "state", "goal", "variance",
+              "covariance")
+
+
+class GoalHead(nn.Module):
+    """Training-only readout of a frame's goal state from its latent: ``[..., K, D] -> [..., G]``
+    (normalised targets: :meth:`set_stats` takes the training data's mean and std)."""
+
+    def __init__(self, tokens: int, dim: int, goal_dim: int, hidden: int = 256) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(tokens * dim, hidden), nn.GELU(),
+                                 nn.Linear(hidden, goal_dim))
+        self.register_buffer("mean", torch.zeros(goal_dim))
+        self.register_buffer("std", torch.ones(goal_dim))
+
+    def set_stats(self, goal: torch.Tensor) -> None:
+        """Targets are standardised with the mean / std of ``goal [..., G]``."""
+        flat = goal.reshape(-1, goal.shape[-1]).float()
+        self.mean.copy_(flat.mean(0))
+        self.std.copy_(flat.std(0).clamp_min(1e-3))
+
+    def error(self, z: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """Mean absolute error (std units) of what it reads from ``z [B, W, K, D]`` vs
+        ``goal [B, W, G]``."""
+        read = self.net(rearrange(z, "b w k d -> b w (k d)"))
+        return (read - (goal - self.mean) / self.std).abs().mean()
 
 
 class WorldModelLoss(nn.Module):
     """The training objective around a :class:`WorldModel` (what DDP wraps).
 
-    ``forward(patches [B, W, N0, D], actions [B, W-1, A'], proprio [B, W, P])`` returns the
-    weighted total and the unweighted parts ``[6]`` in :data:`LOSS_NAMES` order.
+    ``forward(patches [B, W, N0, D], actions [B, W-1, A'], proprio [B, W, P], goal [B, W, G])``
+    returns the weighted total and the unweighted parts ``[7]`` in :data:`LOSS_NAMES` order;
+    ``goal`` (each frame's goal-state targets) only with ``goal_dim > 0`` (``loss.goal_weight``).
     """
 
-    def __init__(self, model: WorldModel, cfg: WMTrainConfig) -> None:
+    def __init__(self, model: WorldModel, cfg: WMTrainConfig, goal_dim: int = 0) -> None:
         super().__init__()
         self.model, self.loss, self.history = model, cfg.loss, cfg.model.history
+        self.goal_head = GoalHead(model.tokens_per_frame, model.latent_dim, goal_dim) \
+            if goal_dim else None
 
-    def forward(self, patches, actions, proprio):
+    def forward(self, patches, actions, proprio, goal=None):
         wm, loss = self.model, self.loss
         z = wm.pool(patches)  # [B, W, K, D]
         target = z if loss.target_grad else z.detach()
@@ -53,13 +81,23 @@ class WorldModelLoss(nn.Module):
             if loss.rollout_steps > 0:
                 roll_err = (roll.proprio[:, 0] - prop[:, h:]) / std
                 proprio_loss = proprio_loss + roll_err.abs().mean()
+        goal_loss = zero if self.goal_head is None else self.goal_head.error(z, goal)
         var, cov = variance_covariance(rearrange(z, "b w k d -> (b w) (k d)").float(),
                                        loss.variance_target)
-        parts = torch.stack([tf_loss, roll_loss, proprio_loss, state_loss, var, cov])
+        parts = torch.stack([tf_loss, roll_loss, proprio_loss, state_loss, goal_loss, var, cov])
         weights = parts.new_tensor([loss.teacher_forcing_weight, loss.rollout_weight,
-                                    loss.proprio_weight, loss.state_weight,
+                                    loss.proprio_weight, loss.state_weight, loss.goal_weight,
                                     loss.variance_weight, loss.covariance_weight])
         return (parts * weights).sum(), parts.detach()
+
+
+def draw(episodes: EncodedEpisodes, cfg: WMTrainConfig, generator: torch.Generator,
+         goal_head: GoalHead | None) -> tuple:
+    """One batch of training windows: ``(patches, actions, proprio, goal or None)``."""
+    window, frameskip = cfg.window_frames, cfg.model.frameskip
+    episode, start = episodes.sample_starts(cfg.batch_size, window, frameskip, generator)
+    goal = None if goal_head is None else episodes.goal_windows(episode, start, window, frameskip)
+    return (*episodes.windows(episode, start, window, frameskip), goal)
 
 
 @torch.no_grad()
@@ -73,17 +111,18 @@ def evaluate(objective: WorldModelLoss, episodes: EncodedEpisodes, cfg: WMTrainC
     gen = torch.Generator().manual_seed(12345)
     h = cfg.model.history
     for _ in range(batches):
-        patches, actions, proprio = (t.to(device) for t in episodes.sample(
-            cfg.batch_size, cfg.window_frames, cfg.model.frameskip, gen))
-        _, parts = objective(patches, actions, proprio)
+        patches, actions, proprio, goal = (None if t is None else t.to(device) for t in
+                                           draw(episodes, cfg, gen, objective.goal_head))
+        _, parts = objective(patches, actions, proprio, goal)
         z = objective.model.pool(patches)
         copy = latent_distance(z[:, h - 1:h].expand_as(z[:, h:]), z[:, h:], cfg.loss.kind) \
             if z.shape[1] > h else z.new_zeros(())
         sums += torch.cat([parts.float().cpu(), copy.float().cpu()[None]])
     objective.train(was_training)
     values = (sums / batches).tolist()
-    return {**{f"val/{n}": v for n, v in zip(LOSS_NAMES, values, strict=False)},
+    return {**{f"val/{n}": v for n, v in zip(LOSS_NAMES, values, strict=False)
+               if n != "goal" or objective.goal_head is not None},
             "val/copy_last_rollout": values[-1]}
 
 
-__all__ = ["LOSS_NAMES", "WorldModelLoss", "evaluate"]
+__all__ = ["LOSS_NAMES", "GoalHead", "WorldModelLoss", "draw", "evaluate"]
