@@ -33,7 +33,7 @@ from jepa_world.config import EnvConfig
 from jepa_world.data.windows import split_episodes
 from jepa_world.probes import ProbeConfig, ProbeDataConfig, build_task, load_encoder
 from jepa_world.probes.runner import mean_std, prepare_dataset, probe_encoder_on_task
-from jepa_world.training import DataConfig, ModelConfig, PretrainConfig, pretrain
+from jepa_world.training import DataConfig, MaskConfig, ModelConfig, PretrainConfig, pretrain
 
 OBJECTIVES = ("feature", "pixel")
 
@@ -61,11 +61,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--target", action="append", default=[], metavar="TASK/PROBE=SCORE",
                    help="score to reach, e.g. state/attentive=0.5 (repeatable; default: "
                         "state/attentive=0.55 motion/attentive=0.4)")
+    p.add_argument("--future-fraction", type=float, default=0.0,
+                   help="masks.future_fraction of both objectives' pretraining (0: V-JEPA's "
+                        "tubes; 0.5: the long-range mask hides the clip's second half)")
     p.add_argument("--out", default="runs/feature_vs_pixel")
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
     if min(args.steps, args.every, args.seeds, args.batch_size, args.probe_epochs) < 1:
         p.error("--steps, --every, --seeds, --batch-size and --probe-epochs must be >= 1")
+    if not 0 <= args.future_fraction < 1:
+        p.error(f"--future-fraction must be in [0, 1), got {args.future_fraction}")
     args.objectives = args.objectives.split(",")
     if not set(args.objectives) <= set(OBJECTIVES):
         p.error(f"--objectives must be among {', '.join(OBJECTIVES)}")
@@ -87,6 +92,7 @@ def pretrain_run(args, objective: str, seed: int) -> Path:
     run_dir = Path(args.out) / objective / f"seed{seed}"
     cfg = PretrainConfig(
         env=EnvConfig(image_size=64), model=ModelConfig(), objective=objective,
+        masks=MaskConfig(future_fraction=args.future_fraction),
         data=DataConfig(data_dir=args.data, episodes=args.episodes,
                         episode_length=args.episode_length),
         steps=args.steps, batch_size=args.batch_size, seed=seed, device=args.device,

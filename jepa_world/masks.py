@@ -52,12 +52,16 @@ class MaskSpec:
         aspect_ratio: ``(min, max)`` of block height / width.
         temporal_scale: ``(min, max)`` fraction of the ``T'`` time steps a block spans;
             ``(1.0, 1.0)`` (default) makes every block span the whole clip.
+        future: blocks end at the clip's last time step instead of starting anywhere, so what
+            they hide is the future of what the context shows in the same place (with a
+            whole-frame block: predict the last frames from the first ones).
     """
 
     num_blocks: int
     spatial_scale: tuple[float, float]
     aspect_ratio: tuple[float, float] = (0.75, 1.5)
     temporal_scale: tuple[float, float] = (1.0, 1.0)
+    future: bool = False
 
     def __post_init__(self) -> None:
         if self.num_blocks < 1:
@@ -113,13 +117,17 @@ def block_size(
 
 def _place_blocks(
     grid: tuple[int, int, int], size: tuple[int, int, int], num_samples: int, num_blocks: int,
-    generator: torch.Generator,
+    generator: torch.Generator, future: bool = False,
 ) -> torch.Tensor:
-    """Union of ``num_blocks`` randomly placed blocks of ``size``: bool ``[S, T' * H' * W']``."""
+    """Union of ``num_blocks`` randomly placed blocks of ``size``: bool ``[S, T' * H' * W']``
+    (``future``: every block ends at the last time step)."""
     axes = []
-    for extent, length in zip(grid, size, strict=True):
-        start = torch.randint(0, extent - length + 1, (num_samples, num_blocks, 1),
-                              generator=generator)
+    for axis, (extent, length) in enumerate(zip(grid, size, strict=True)):
+        if future and axis == 0:
+            start = torch.full((num_samples, num_blocks, 1), extent - length)
+        else:
+            start = torch.randint(0, extent - length + 1, (num_samples, num_blocks, 1),
+                                  generator=generator)
         steps = torch.arange(extent)
         axes.append((steps >= start) & (steps < start + length))  # [S, n, extent]
     in_t, in_h, in_w = axes
@@ -191,7 +199,7 @@ def sample_multiblock_masks(
     if isinstance(generator, int):
         generator = torch.Generator().manual_seed(generator)
     sizes = [block_size(grid, spec, generator) for spec in specs]
-    masked = [_place_blocks(grid, size, batch_size, spec.num_blocks, generator)
+    masked = [_place_blocks(grid, size, batch_size, spec.num_blocks, generator, spec.future)
               for spec, size in zip(specs, sizes, strict=True)]
     # Specs whose union must leave ``min_keep`` context tokens; a failing sample redraws them all.
     groups = [list(range(len(specs)))] if shared_context else [[i] for i in range(len(specs))]
@@ -209,7 +217,7 @@ def sample_multiblock_masks(
                 )
             for i in group:
                 masked[i][redo] = _place_blocks(grid, sizes[i], len(redo), specs[i].num_blocks,
-                                                generator)
+                                                generator, specs[i].future)
     union = torch.stack(masked).any(dim=0)
     return [
         BlockMasks(

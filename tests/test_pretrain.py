@@ -224,6 +224,7 @@ def test_env_clips_shapes_resize_and_seeded_transform(tiny_dataset):
     (lambda: RegularizerConfig(variance_weight=-1.0), "regularizer.variance_weight: must be"),
     (lambda: DataConfig(source="video"), "data.paths: data.source=video needs"),
     (lambda: PretrainConfig(steps=0), "steps: must be >= 1"),
+    (lambda: MaskConfig(future_fraction=1.0), "masks.future_fraction: must be in [0, 1)"),
     (lambda: PretrainConfig(device="tpu"), "device: 'tpu' is not"),
     (lambda: PretrainConfig(env=EnvConfig(image_size=32)), "env.image_size: 32 differs"),
 ])
@@ -249,6 +250,22 @@ def test_temporal_scale_reaches_both_mask_types():
     assert [spec.temporal_scale for spec in specs] == [(0.5, 0.5)] * 2
     assert seen_at_another_time(MaskConfig()) == 0.0  # tubes: masked at every time step
     assert seen_at_another_time(MaskConfig(temporal_scale=[0.5, 0.5])) > 0.5
+
+
+def test_future_masks_hide_the_last_frames_whole():
+    """``masks.future_fraction``: the long-range type hides the clip's last time steps, every
+    token of them, and shows every token before; the short-range type stays V-JEPA's."""
+    from jepa_world.masks import sample_multiblock_masks
+
+    cfg = MaskConfig(future_fraction=0.5)
+    short, future = sample_multiblock_masks((4, 4, 4), cfg.specs(), batch_size=3, generator=0)
+    frame = 16  # tokens a time step on a 4 x 4 grid
+    for context, targets in zip(future.context, future.targets, strict=True):
+        assert context.tolist() == list(range(2 * frame))
+        assert targets.tolist() == list(range(2 * frame, 4 * frame))
+    assert cfg.specs()[0] == MaskConfig().specs()[0]
+    assert short.targets.shape[1] < 4 * frame  # blocks, not whole frames
+    assert MaskConfig(future_fraction=0.25).specs()[1].temporal_scale == (0.25, 0.25)
 
 
 def test_variance_covariance_regularizer_adds_to_the_loss(tiny_dataset, tmp_path):

@@ -199,6 +199,10 @@ class MaskConfig:
     temporal_scale: list[float] = field(default_factory=lambda: [1.0, 1.0])
     min_keep: int = 4  #: smallest context (tokens) a sample may have
     truncate: str = "first"  #: ``first`` (official) or ``random``
+    #: > 0: the long-range mask type hides this fraction of the clip's time steps AT ITS END,
+    #: whole frames (one full-frame block, ``MaskSpec.future``): the predictor must predict the
+    #: future frames' features from the past ones, as a world model must. 0: V-JEPA's tubes
+    future_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("short_range_blocks", "long_range_blocks", "min_keep"):
@@ -217,14 +221,17 @@ class MaskConfig:
               "masks.temporal_scale", f"must be [min, max] with 0 < min <= max <= 1, "
               f"got {self.temporal_scale}")
         check_choice(self.truncate, TRUNCATE_MODES, "masks.truncate")
+        check(0 <= self.future_fraction < 1, "masks.future_fraction",
+              f"must be in [0, 1) (0: off), got {self.future_fraction}")
 
     def specs(self) -> tuple[MaskSpec, MaskSpec]:
         """``(short_range, long_range)``; the index is the predictor's ``mask_index``."""
         ratio, time = tuple(self.aspect_ratio), tuple(self.temporal_scale)
-        return (
-            MaskSpec(self.short_range_blocks, (self.short_range_scale,) * 2, ratio, time),
-            MaskSpec(self.long_range_blocks, (self.long_range_scale,) * 2, ratio, time),
-        )
+        short = MaskSpec(self.short_range_blocks, (self.short_range_scale,) * 2, ratio, time)
+        if self.future_fraction > 0:  # a square full-frame block (token grids are square)
+            future = (self.future_fraction,) * 2
+            return short, MaskSpec(1, (1.0, 1.0), (1.0, 1.0), future, future=True)
+        return short, MaskSpec(self.long_range_blocks, (self.long_range_scale,) * 2, ratio, time)
 
 
 @dataclass
