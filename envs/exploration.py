@@ -16,9 +16,10 @@ import numpy as np
 
 from jepa_world.envs.push_contact import Push, contact_action, sample_push
 
-POLICIES = ("uniform", "correlated", "contact", "doorway")
+POLICIES = ("uniform", "correlated", "contact", "doorway", "walls")
 #: Policies that read one task's observations: the task ids they work on.
-POLICY_TASKS = {"contact": ("jepa_world/Push-v0",), "doorway": ("jepa_world/TwoRoom-v0",)}
+POLICY_TASKS = {"contact": ("jepa_world/Push-v0",), "doorway": ("jepa_world/TwoRoom-v0",),
+                "walls": ("jepa_world/TwoRoom-v0",)}
 
 
 @dataclass
@@ -118,8 +119,9 @@ def make_policy(
         return CorrelatedNoisePolicy(low, high, rng, beta=beta, sigma=sigma)
     if name == "contact":
         return ContactPushPolicy(low, high, rng, beta=beta, sigma=sigma)
-    if name == "doorway":
+    if name in ("doorway", "walls"):
         from jepa_world.envs.two_room import DoorwayPolicy  # the task imports this module
 
-        return DoorwayPolicy(low, high, rng, beta=beta, sigma=sigma)
+        mix = dict(trip_fraction=0.4, press_fraction=0.35) if name == "walls" else {}
+        return DoorwayPolicy(low, high, rng, beta=beta, sigma=sigma, **mix)
     raise ValueError(f"unknown exploration policy {name!r}; choose one of {', '.join(POLICIES)}")

@@ -54,8 +54,10 @@ class DoorwayPolicy:
     other room through the door, crossing at a random height within ``cross_spread`` of its
     centre (the door is ``|y| < 0.2``; the agent's radius 0.08), driven by the waypoint
     controller with the correlated noise (``sigma * noise_scale``) added, until it arrives or
-    60 steps pass; otherwise 5-15 steps of the correlated noise alone. ``obs`` must hold
-    ``proprio`` (``[x, y, vx, vy]``).
+    60 steps pass; with probability ``press_fraction`` (policy ``walls``) 10-25 steps driving
+    straight across the wall at a random height of the whole arena, so the data show the wall
+    stopping the agent everywhere along it (and the door letting it through); otherwise 5-15
+    steps of the correlated noise alone. ``obs`` must hold ``proprio`` (``[x, y, vx, vy]``).
     """
 
     low: np.ndarray
@@ -66,6 +68,7 @@ class DoorwayPolicy:
     trip_fraction: float = 0.6
     noise_scale: float = 0.5
     cross_spread: float = 0.18
+    press_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         self._noise = CorrelatedNoisePolicy(self.low, self.high, self.rng, self.beta, self.sigma)
@@ -74,11 +77,17 @@ class DoorwayPolicy:
         self._trip = False
 
     def _new_stretch(self, position: np.ndarray) -> None:
-        self._trip = bool(self.rng.random() < self.trip_fraction)
-        if not self._trip:
-            self._route, self._left = [], int(self.rng.integers(5, 16))
-            return
+        draw = self.rng.random()
+        self._trip = bool(draw < self.trip_fraction)
         side = 1.0 if position[0] > 0 else -1.0
+        if not self._trip:
+            if draw < self.trip_fraction + self.press_fraction:
+                across = np.array([-side * self.rng.uniform(0.2, 0.6),
+                                   self.rng.uniform(-ARENA, ARENA)])
+                self._route, self._left = [across], int(self.rng.integers(10, 26))
+            else:
+                self._route, self._left = [], int(self.rng.integers(5, 16))
+            return
         height = self.rng.uniform(-self.cross_spread, self.cross_spread)
         x0, x1, y0, y1 = room(-int(side))
         target = np.array([self.rng.uniform(x0, x1), self.rng.uniform(y0, y1)])

@@ -29,7 +29,7 @@ def test_collect_command(tmp_path):
     (["env=pusht"],
      "error: unknown env 'pusht'; known: gym, maze, pointmaze, push, reach, reacher, tworoom"),
     (["policy=brownian"],
-     "error: unknown policy 'brownian'; known: auto, contact, correlated, doorway, uniform"),
+     "error: unknown policy 'brownian'; known: auto, contact, correlated, doorway, uniform, walls"),
     (["episodes=-3"], "error: episodes: must be >= 1, got -3"),
     (["env.name=jepa_world/Nope-v0"], "error: env.name: unknown env 'jepa_world/Nope-v0'"),
     (["vectorization=threads"], "error: vectorization: 'threads' is not one of sync, async"),

@@ -128,6 +128,29 @@ def test_the_doorway_policy_takes_the_agent_through_the_door_and_needs_the_obser
         make_policy("doorway", space.low, space.high, 0)()
 
 
+def test_the_walls_policy_presses_against_the_wall_away_from_the_door():
+    """``walls``: besides door trips, drives across the wall at random heights, so the agent
+    rests against the wall outside the door (|y| > 0.3) far more often than doorway's data."""
+    from jepa_world.envs.exploration import make_policy
+
+    env = gym.make("jepa_world/TwoRoom-v0", image_size=32, terminate_on_success=False,
+                   max_episode_steps=200)
+    space = env.action_space
+    at_wall = {}
+    for name in ("doorway", "walls"):
+        frames = 0
+        for seed in range(4):
+            obs, _ = env.reset(seed=seed)
+            policy = make_policy(name, space.low, space.high, np.random.default_rng(seed))
+            for _ in range(100):
+                obs = env.step(policy(obs))[0]
+                x, y = obs["achieved_goal"]
+                frames += int(abs(x) < 0.15 and abs(y) > 0.3)
+        at_wall[name] = frames
+    env.close()
+    assert at_wall["walls"] > 2 * at_wall["doorway"] + 20, at_wall
+
+
 def _render_seconds(env_id: str, frames: int = 60) -> float:
     env = gym.make(env_id, image_size=64)
     env.reset(seed=0)
