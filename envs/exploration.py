@@ -120,8 +120,8 @@ def make_policy(
     if name == "contact":
         return ContactPushPolicy(low, high, rng, beta=beta, sigma=sigma)
     if name in ("doorway", "walls"):
-        from jepa_world.envs.two_room import DoorwayPolicy  # the task imports this module
+        from jepa_world.envs.two_room import WALLS_MIX, DoorwayPolicy  # the task imports this
 
-        mix = dict(trip_fraction=0.4, press_fraction=0.35) if name == "walls" else {}
+        mix = WALLS_MIX if name == "walls" else {}
         return DoorwayPolicy(low, high, rng, beta=beta, sigma=sigma, **mix)
     raise ValueError(f"unknown exploration policy {name!r}; choose one of {', '.join(POLICIES)}")

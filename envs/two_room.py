@@ -44,6 +44,11 @@ class TwoRoomEnv(PointMassEnv):
                 np.array([-side * self.DOOR_APPROACH, 0.0]), np.asarray(goal, float)]
 
 
+#: Stretch mix of the ``walls`` policy (a :class:`DoorwayPolicy`): fewer door trips, many
+#: drives straight across the wall.
+WALLS_MIX = {"trip_fraction": 0.4, "press_fraction": 0.35}
+
+
 @dataclass
 class DoorwayPolicy:
     """TwoRoom's data policy (``doorway``): trips through the door among correlated noise, so

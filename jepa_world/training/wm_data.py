@@ -136,11 +136,10 @@ def load_goal_states(root: str | Path, ids: Sequence[int], state_fn: Callable[[n
     """Goal-state targets ``[E, L, G']`` of whole episodes ``ids`` (in that order): ``state_fn``
     of every frame's sim state (push: the block's ``[x, y, theta]``), its angle entries as sine
     and cosine (:func:`~jepa_world.probes.tasks.state_targets`)."""
+    from jepa_world.data.store import Manifest
     from jepa_world.probes.tasks import state_targets
 
-    data = WindowDataset(root, context=1, episodes=ids)
-    length = data.manifest.episode_length
-    data.close()
+    length = Manifest.load(Path(root)).episode_length
     full = WindowDataset(root, context=length + 1, episodes=ids, fields=("sim_state",))
     try:
         by_id = {int(item["episode"]): item["sim_state"].numpy()
