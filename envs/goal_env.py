@@ -348,6 +348,7 @@ class MujocoGoalEnv(gym.Env):
         return {
             "success": bool(self.succeeded(error)),
             "max_goal_error": float(error.max()),
+            "goal_error": error.astype(np.float32),  # per coordinate, against success_tolerances
             "goal_distance": float(goal_distance(error)),
             "sim_state": self.get_sim_state(),
         }

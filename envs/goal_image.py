@@ -306,6 +306,7 @@ class GoalImageEnv(gym.Env):
         error = self.goal_error(obs["achieved_goal"], obs["desired_goal"])
         return {"success": self.is_success(obs["achieved_goal"], obs["desired_goal"]),
                 "max_goal_error": float(error.max()) if error.size else 0.0,
+                "goal_error": np.asarray(error, dtype=np.float32),
                 "goal_distance": float(goal_distance(error)),
                 "sim_state": self.get_sim_state()}
 

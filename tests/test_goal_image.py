@@ -62,6 +62,8 @@ def test_observations_follow_the_goal_image_contract(env):
     np.testing.assert_allclose(obs["achieved_goal"], inner.data.qpos[:2], atol=1e-6)
     np.testing.assert_allclose(obs["proprio"], inner._get_obs()[[0, 1, 2, 3, 6, 7]], atol=1e-6)
     assert {"success", "max_goal_error", "goal_distance", "sim_state"} <= set(info)
+    assert info["goal_error"].shape == obs["desired_goal"].shape  # which coordinate misses
+    assert float(info["goal_error"].max()) == pytest.approx(info["max_goal_error"])
     obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
     assert reward == pytest.approx(float(env.compute_reward(obs["achieved_goal"],
                                                             obs["desired_goal"])))

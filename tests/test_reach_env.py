@@ -34,6 +34,8 @@ def test_observation_layout(env):
     np.testing.assert_allclose(obs["achieved_goal"], obs["proprio"][:2])
     assert obs["desired_goal"].shape == (2,)
     assert {"success", "max_goal_error", "goal_distance", "sim_state"} <= set(info)
+    assert info["goal_error"].shape == obs["desired_goal"].shape  # which coordinate misses
+    assert float(info["goal_error"].max()) == pytest.approx(info["max_goal_error"])
     assert obs in env.observation_space
 
 

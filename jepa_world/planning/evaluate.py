@@ -70,6 +70,8 @@ def summarize(agent: str, planner: str, results: Sequence[EpisodeResult]) -> Age
         final_error_median=float(np.median([r.final_error for r in results])),
         per_episode=[{"seed": r.seed, "success": r.success, "steps": r.steps,
                       "final_error": r.final_error, "replans": len(r.plan_seconds),
+                      **({"final_goal_error": r.final_goal_error}
+                         if r.final_goal_error is not None else {}),
                       **({"error": r.error} if r.error else {})}
                      for r in results])
 

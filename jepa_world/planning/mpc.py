@@ -32,7 +32,8 @@ class EpisodeResult:
     ``plans``: per replan, the env step it started at and the chosen plan ``[H, A]``;
     ``plan_seconds``: wall time of each planner call; ``imagined``: per replan, the agent's
     imagined latents ``[H, N, D]`` of its plan (recorded episodes of agents that imagine);
-    ``error``: why the env ended the episode early (a NaN action, a diverged simulation).
+    ``error``: why the env ended the episode early (a NaN action, a diverged simulation);
+    ``final_goal_error``: which goal coordinates missed their tolerance at the end.
     """
 
     seed: int
@@ -45,6 +46,8 @@ class EpisodeResult:
     plans: list[tuple[int, torch.Tensor]] = field(default_factory=list)
     imagined: list[torch.Tensor] = field(default_factory=list)
     error: str | None = None  #: the env's ``info["error"]`` that ended the episode, if any
+    #: the env's per-coordinate goal error at the end (``info["goal_error"]``), if it gives one
+    final_goal_error: list[float] | None = None
 
     @property
     def steps_to_success(self) -> int | None:
@@ -172,6 +175,8 @@ class _Episode:
                 obs, _, terminated, truncated, info = self.env.step(action)
                 result.steps += 1
                 result.final_error = float(info["max_goal_error"])
+                if "goal_error" in info:
+                    result.final_goal_error = [float(e) for e in info["goal_error"]]
                 result.error = info.get("error", result.error)
                 if self.record:
                     result.frames.append(obs["pixels"])
