@@ -14,8 +14,12 @@ This computes the same numbers (to float rounding) with less:
 * the last block, the output norm and projection and the proprio head run on the newest frame's
   patch tokens only (the reference discards the rest).
 
-No key / value cache crosses steps: when the window slides, every frame's hidden state changes
-(it no longer sees the frame that left), so such a cache would not give the reference's numbers.
+No key / value cache crosses steps of such a ``sliding`` model: when the window slides, every
+frame's hidden state changes (it no longer sees the frame that left), so a cache would not give
+the reference's numbers. A model trained with ``imagination="cached"`` attends to the last
+``history_length`` frames' keys / values by construction (its predictor's ``attention_window``,
+in training too), so :func:`imagine_chunk_cached` keeps them across steps and computes only the
+new frame's tokens: the same numbers as re-running its predictor on the whole growing sequence.
 """
 
 from __future__ import annotations
@@ -34,7 +38,9 @@ from jepa_world.models.positions import rope_factors, rotate_pairs_with
 
 #: Candidates a CPU predictor batch holds at most: on this project's 2-core Xeon 1,024 at once
 #: imagine 15-20% fewer candidate-steps a second than 256-512 (the ``[C * tokens, 4 * width]``
-#: MLP activations no longer fit the cache: ``python -m bench.rollout_throughput``).
+#: MLP activations no longer fit the cache: ``python -m bench.rollout_throughput``). A cached
+#: rollout runs one frame a step instead of the window's frames, so it takes ``window`` times
+#: as many (300 reach candidates at once: 16% more candidate-steps a second than 2 x 150).
 CPU_BATCH = 256
 
 Tables = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # cos, signed sin, mask
@@ -48,29 +54,35 @@ def supports_fast_rollout(predictor: nn.Module) -> bool:
             and (predictor.predictor_dim // predictor.num_heads) % 2 == 0)
 
 
-def compute_batch(total: int, chunk_size: int, device: torch.device) -> int:
+def compute_batch(total: int, chunk_size: int, device: torch.device,
+                  frames_a_step: int = 1) -> int:
     """Candidates per predictor batch for ``total`` candidates: ``chunk_size`` (the caller's
-    memory bound), on a CPU at most :data:`CPU_BATCH`, in equal parts (300 -> 2 x 150, not
-    256 + 44)."""
-    if device.type != "cpu" or total <= CPU_BATCH:
+    memory bound), on a CPU at most :data:`CPU_BATCH` (``x window`` for a cached rollout, whose
+    steps run one frame: ``frames_a_step`` is the window of the rollout it is not), in equal
+    parts (300 -> 2 x 150, not 256 + 44)."""
+    most = CPU_BATCH * frames_a_step
+    if device.type != "cpu" or total <= most:
         return min(chunk_size, total)
-    cap = min(chunk_size, CPU_BATCH)
+    cap = min(chunk_size, most)
     return -(-total // -(-total // cap))
 
 
 @functools.lru_cache(maxsize=64)
 def window_tables(frames: int, cond: int, grid: tuple[int, int], heads: int, head_dim: int,
-                  device: torch.device, dtype: torch.dtype) -> Tables:
+                  device: torch.device, dtype: torch.dtype, attention_window: int | None = None
+                  ) -> Tables:
     """RoPE factors ``[frames L, 1, R]`` (``L = cond + H' W'`` tokens a frame, a broadcast axis
-    for the heads) and the frame-causal mask ``[frames L, frames L]`` of a window of ``frames``
-    frames. ``R <= head_dim``: the channels some token of the window really rotates (a 1 x 1
-    grid never rotates the height / width channels, a 1-frame window nothing); the rest
-    would be multiplied by 1 and added 0, which changes no bit. Cached: never modify them."""
+    for the heads) and the frame-causal mask ``[frames L, frames L]`` (over the last
+    ``attention_window`` frames, if given) of a window of ``frames`` frames. ``R <= head_dim``:
+    the channels some token of the window really rotates (a 1 x 1 grid never rotates the
+    height / width channels, a 1-frame window nothing); the rest would be multiplied by 1 and
+    added 0, which changes no bit. Cached: never modify them."""
     positions = step_positions(frames, cond, *grid, device=device)
     cos, sin = rope_factors(positions, head_dim)
     moving = ((sin != 0) | (cos != 1)).any(dim=0).nonzero()
     rotated = 0 if len(moving) == 0 else int(moving[-1]) // 2 * 2 + 2
-    mask = frame_causal_mask(frames, cond + grid[0] * grid[1], device=device)
+    mask = frame_causal_mask(frames, cond + grid[0] * grid[1], device=device,
+                             window=attention_window)
     return cos[:, :rotated].to(dtype)[:, None], sin[:, :rotated].to(dtype)[:, None], mask
 
 
@@ -94,11 +106,10 @@ def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     return rearrange(x, "b n (h d) -> b n h d", h=heads)
 
 
-def _attend(blk: Block, x: torch.Tensor, cos, sin, mask, past_kv, newest: int | None):
-    """One block on tokens ``x [B, n, Dp]`` that follow ``past_kv`` (keys / values ``[B, h, p,
-    d]`` of earlier frames, or None). ``cos`` / ``sin`` cover ``x``'s positions; ``mask``
-    ``[n, p + n]``. With ``newest``, only the last ``newest`` tokens' outputs are computed.
-    Returns ``(output, (k, v))`` with ``x``'s own keys / values ``[B, h, n, d]``."""
+def _qkv(blk: Block, x: torch.Tensor, cos, sin, newest: int | None):
+    """Rotated queries and keys, and values ``[B, h, n, d]`` of block ``blk`` on ``x [B, n,
+    Dp]`` (``cos`` / ``sin`` cover ``x``'s positions); with ``newest``, queries of the last
+    ``newest`` tokens only."""
     attn, h = blk.attn, blk.attn.num_heads
     dp = x.shape[-1]
     normed = blk.norm1(x)
@@ -111,14 +122,73 @@ def _attend(blk: Block, x: torch.Tensor, cos, sin, mask, past_kv, newest: int | 
         kv = _heads(fused.weight_rows(attn.qkv, slice(dp, None), normed), 2 * h)
         q = _rotate(q, cos[-newest:], sin[-newest:])
         k, v = _rotate(kv[:, :, :h], cos, sin), kv[:, :, h:]
-        mask, x = None, x[:, -newest:]  # the newest frame sees every frame
-    q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+    return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+
+
+def _folded_qkv(blocks, cos: torch.Tensor, sin: torch.Tensor, tokens: int, frames: range):
+    """For each of ``frames``, each block's qkv weight ``[3 Dp, Dp]`` and bias with the frame's
+    RoPE rotation folded into the query and key rows, when every token of a frame has the
+    frame's one position (a 1 x 1 latent grid, whose rotation is then one linear map a frame);
+    None otherwise (or when nothing rotates). ``cos`` / ``sin``: the window's tables."""
+    if cos.shape[-1] == 0:
+        return None
+    cos, sin = (rearrange(t, "(f l) 1 r -> f l r", l=tokens) for t in (cos, sin))
+    if not (torch.equal(cos, cos[:, :1].expand_as(cos))
+            and torch.equal(sin, sin[:, :1].expand_as(sin))):
+        return None
+    folded = []
+    for f in frames:
+        per_block = []
+        for blk in blocks:
+            layer, h = blk.attn.qkv, blk.attn.num_heads
+            dp = layer.in_features
+            bias = layer.bias if layer.bias is not None else layer.weight.new_zeros(3 * dp)
+            # rotating q = W x + b rotates every column of W and b: [Dp_in + 1, 2h, d]
+            qk = torch.cat([layer.weight[:2 * dp].t(), bias[None, :2 * dp]])
+            qk = _rotate(_heads(qk[None].clone(), 2 * h), cos[f, :1], sin[f, :1])[0]
+            qk = rearrange(qk, "i h d -> i (h d)")
+            per_block.append((torch.cat([qk[:-1].t(), layer.weight[2 * dp:]]).contiguous(),
+                              torch.cat([qk[-1], bias[2 * dp:]])))
+        folded.append(per_block)
+    return folded
+
+
+def _qkv_folded(blk: Block, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                newest: int | None):
+    """:func:`_qkv` with the rotation already in ``weight`` / ``bias`` (:func:`_folded_qkv`)."""
+    h, dp = blk.attn.num_heads, x.shape[-1]
+    normed = blk.norm1(x)
+    if newest is None:
+        qkv = _heads(fused.affine(normed, weight, bias), 3 * h)
+        q, k, v = qkv[:, :, :h], qkv[:, :, h:2 * h], qkv[:, :, 2 * h:]
+    else:
+        q = _heads(fused.affine(normed[:, -newest:], weight[:dp], bias[:dp]), h)
+        kv = _heads(fused.affine(normed, weight[dp:], bias[dp:]), 2 * h)
+        k, v = kv[:, :, :h], kv[:, :, h:]
+    return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+
+
+def _finish(blk: Block, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """The rest of block ``blk`` after attention: ``x [B, n, Dp]`` + projection of ``out [B,
+    h, n, d]``, then the MLP."""
+    x = fused.linear(rearrange(out, "b h n d -> b n (h d)"), blk.attn.proj, residual=x)
+    hidden = fused.linear(blk.norm2(x), blk.mlp.fc1, gelu=True)
+    return fused.linear(hidden, blk.mlp.fc2, residual=x)
+
+
+def _attend(blk: Block, x: torch.Tensor, cos, sin, mask, past_kv, newest: int | None):
+    """One block on tokens ``x [B, n, Dp]`` that follow ``past_kv`` (keys / values ``[B, h, p,
+    d]`` of earlier frames, or None). ``cos`` / ``sin`` cover ``x``'s positions; ``mask``
+    ``[n, p + n]``. With ``newest``, only the last ``newest`` tokens' outputs are computed
+    (they see every frame). Returns ``(output, (k, v))`` with ``x``'s own keys / values
+    ``[B, h, n, d]``."""
+    q, k, v = _qkv(blk, x, cos, sin, newest)
+    if newest is not None:
+        mask, x = None, x[:, -newest:]
     keys, values = (k, v) if past_kv is None else (torch.cat([past_kv[0], k], 2),
                                                    torch.cat([past_kv[1], v], 2))
     out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
-    x = fused.linear(rearrange(out, "b h n d -> b n (h d)"), attn.proj, residual=x)
-    hidden = fused.linear(blk.norm2(x), blk.mlp.fc1, gelu=True)
-    return fused.linear(hidden, blk.mlp.fc2, residual=x), (k, v)
+    return _finish(blk, x, out), (k, v)
 
 
 def _shared_kv(blocks, x: torch.Tensor, tables: Tables) -> list:
@@ -227,4 +297,90 @@ def imagine_chunk(model, z: torch.Tensor, past_actions: torch.Tensor, states: to
     return torch.stack(preds, 1), (torch.stack(props, 1) if props else None)
 
 
-__all__ = ["CPU_BATCH", "compute_batch", "imagine_chunk", "supports_fast_rollout", "window_tables"]
+class _KVWindow:
+    """The keys / values ``[C, h, <= frames L, d]`` of the last ``frames`` frames at one block.
+
+    Without gradients: a ring of ``frames`` slots written in place (attention does not care in
+    which order the keys come; each was rotated at its own position). With gradients (the
+    gradient planner): concatenated, as autograd needs every step's tensors kept."""
+
+    def __init__(self, frames: int, tokens: int) -> None:
+        self.frames, self.tokens = frames, tokens
+        self.k = self.v = None
+        self.filled, self.slot = 0, 0
+
+    def add(self, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Append one or more whole frames' keys / values ``[C, h, f L, d]`` (oldest first)."""
+        if torch.is_grad_enabled():
+            self.k = k if self.k is None else torch.cat([self.k, k], 2)
+            self.v = v if self.v is None else torch.cat([self.v, v], 2)
+            self.k, self.v = self.k[:, :, -self.frames * self.tokens:], \
+                self.v[:, :, -self.frames * self.tokens:]
+            return
+        if self.k is None:
+            shape = (*k.shape[:2], self.frames * self.tokens, k.shape[-1])
+            self.k, self.v = k.new_empty(shape), v.new_empty(shape)
+        step = self.tokens
+        for f in range(k.shape[2] // step):
+            rows = slice(self.slot * step, (self.slot + 1) * step)
+            self.k[:, :, rows] = k[:, :, f * step:(f + 1) * step]
+            self.v[:, :, rows] = v[:, :, f * step:(f + 1) * step]
+            self.slot = (self.slot + 1) % self.frames
+            self.filled = min(self.filled + 1, self.frames)
+
+    def keys_values(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if torch.is_grad_enabled():
+            return self.k, self.v
+        n = self.filled * self.tokens
+        return self.k[:, :, :n], self.v[:, :, :n]
+
+
+def imagine_chunk_cached(model, z: torch.Tensor, past_actions: torch.Tensor,
+                         states: torch.Tensor, episode: torch.Tensor, candidates: torch.Tensor):
+    """:func:`imagine_chunk` for a model with ``imagination="cached"``: every frame's tokens go
+    through the predictor once, when they arrive, attending to their own and the keys /
+    values the last ``attention_window - 1`` frames left at each block. Arguments and returns
+    as there (the window is the predictor's ``attention_window``)."""
+    p: ACPredictor = model.predictor
+    blocks, n, window = p.predictor_blocks, p.tokens_per_frame, p.attention_window
+    t, horizon = z.shape[1], candidates.shape[1]
+    tokens = p.num_cond_tokens + n                                      # L tokens a frame
+    dtype = z.dtype
+    cos, sin, mask = window_tables(t + horizon - 1, p.num_cond_tokens, p.grid_hw, p.num_heads,
+                                   p.predictor_dim // p.num_heads, z.device, dtype, window)
+    emb = torch.cat([p.state_encoder(states)[:, :, None], p.predictor_embed(z)], dim=2)
+    acts = p.action_encoder(candidates.to(dtype))                       # [C, H, Dp]
+    caches = [_KVWindow(window, tokens) for _ in blocks]
+    if t > 1 and window > 1:  # history frames 0..T-2 (past actions): once per episode
+        shared = rearrange(torch.cat([p.action_encoder(past_actions.to(dtype))[:, :, None],
+                                      emb[:, :-1]], dim=2), "e f l d -> e (f l) d")
+        m = shared.shape[1]
+        seen = slice(max(0, m - (window - 1) * tokens), m)  # what frame T-1 attends to
+        for cache, (k, v) in zip(caches, _shared_kv(blocks, shared, (cos[:m], sin[:m],
+                                                                     mask[:m, :m])), strict=True):
+            cache.add(k[episode, :, seen], v[episode, :, seen])
+    x = torch.cat([acts[:, :1], emb[episode, -1]], dim=1)               # frame T-1: [C, L, Dp]
+    last_state, preds, props = states[episode, -1], [], []
+    folded = _folded_qkv(blocks, cos, sin, tokens, range(t - 1, t - 1 + horizon))
+    for k in range(horizon):
+        rows = slice((t - 1 + k) * tokens, (t + k) * tokens)
+        for i, (blk, cache) in enumerate(zip(blocks, caches, strict=True)):
+            newest = n if i == len(blocks) - 1 else None
+            q, key, value = _qkv(blk, x, cos[rows], sin[rows], newest) if folded is None \
+                else _qkv_folded(blk, x, *folded[k][i], newest)
+            cache.add(key, value)
+            out = F.scaled_dot_product_attention(q, *cache.keys_values())
+            x = _finish(blk, x if newest is None else x[:, -newest:], out)
+        latent = fused.linear(p.predictor_norm(x), p.predictor_proj)    # [C, N, D]
+        preds.append(latent)
+        if model.proprio_head is not None:
+            props.append(model.proprio_head(latent.mean(dim=1)))
+            last_state = props[-1].to(states.dtype)
+        if k + 1 < horizon:
+            x = torch.cat([acts[:, k + 1:k + 2], p.state_encoder(last_state)[:, None],
+                           p.predictor_embed(latent)], dim=1)
+    return torch.stack(preds, 1), (torch.stack(props, 1) if props else None)
+
+
+__all__ = ["CPU_BATCH", "compute_batch", "imagine_chunk", "imagine_chunk_cached",
+           "supports_fast_rollout", "window_tables"]

@@ -33,7 +33,12 @@ from jepa_world.checkpoints.decoder import DECODER_DIR, load_decoder, save_decod
 from jepa_world.checkpoints.format import load_typed
 from jepa_world.checkpoints.hf import HF_FORMAT
 from jepa_world.checkpoints.official import OVERRIDES as OFFICIAL_OVERRIDES
-from jepa_world.imagination import compute_batch, imagine_chunk, supports_fast_rollout
+from jepa_world.imagination import (
+    compute_batch,
+    imagine_chunk,
+    imagine_chunk_cached,
+    supports_fast_rollout,
+)
 from jepa_world.models.ac_predictor import ACPredictor
 from jepa_world.models.inputs import IMAGENET_MEAN, IMAGENET_STD
 from jepa_world.models.pooling import build_pooler
@@ -287,7 +292,9 @@ class WorldModel(nn.Module):
         """Autoregressive imagination of ``S`` candidate action sequences per episode.
 
         Each step runs the predictor on the last ``max_context`` frames (history, then its own
-        predictions) and appends the prediction of the next frame. The state fed for a predicted
+        predictions) and appends the prediction of the next frame (a model with
+        ``imagination="cached"``: on every frame, its predictor attending to the last
+        ``history_length``; each frame is then computed once). The state fed for a predicted
         frame is the proprio head's prediction, or the last known proprio without a head.
         Candidates (``B * S``) are processed ``chunk_size`` at a time, so memory is bounded for
         any ``S``. Gradients flow to ``action_sequences`` (wrap in ``torch.no_grad()`` for CEM).
@@ -303,7 +310,8 @@ class WorldModel(nn.Module):
             chunk_size: candidates per predictor batch.
             history_actions: ``[B, T - 1, A']`` actions taken between history frames
                 (required when ``T > 1``).
-            max_context: sliding window in frames (default ``config.history_length``).
+            max_context: sliding window in frames (default ``config.history_length``; a
+                cached model's is fixed).
             return_proprio: return a :class:`Prediction` with ``proprio [B, S, H, P]`` too.
 
         Returns:
@@ -327,19 +335,28 @@ class WorldModel(nn.Module):
         if window < 1 or chunk_size < 1:
             raise ValueError(f"max_context and chunk_size must be >= 1, got {window}, "
                              f"{chunk_size}")
+        cached = self.config.imagination == "cached"
+        if cached and window != self.config.history_length:
+            raise ValueError(f"max_context: a model with imagination='cached' attends to its "
+                             f"last history_length={self.config.history_length} frames; leave "
+                             f"max_context unset (got {max_context})")
+        if cached:  # the predictor's attention window does the sliding: feed it every frame
+            window = t + a.shape[2]
 
         flat = rearrange(a, "b s h a -> (b s) h a")
         fast = not reference and supports_fast_rollout(self.predictor)
-        step = compute_batch(b * s, chunk_size, history.device) if fast else chunk_size
+        step = compute_batch(b * s, chunk_size, history.device,
+                             self.config.history_length if cached else 1) if fast else chunk_size
         latents, props = [], []
         for start in range(0, b * s, step):
             stop = min(start + step, b * s)
             episode = torch.arange(start, stop, device=history.device) // s
             if fast:  # the chunk's episodes once, and each candidate's row among them
                 first, last = start // s, (stop - 1) // s + 1
-                z, p = imagine_chunk(self, history[first:last], history_actions[first:last],
-                                     states[first:last], episode - first, flat[start:stop],
-                                     window)
+                args = (history[first:last], history_actions[first:last], states[first:last],
+                        episode - first, flat[start:stop])
+                z, p = imagine_chunk_cached(self, *args) if cached else \
+                    imagine_chunk(self, *args, window)
             else:
                 z, p = self._rollout_chunk(history[episode], history_actions[episode],
                                            states[episode], flat[start:stop], window)

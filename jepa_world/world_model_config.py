@@ -15,6 +15,8 @@ from jepa_world.models.presets import ACPredictorConfig, EncoderConfig, config_f
 FORMAT = "jepa_world.world_model"
 INPUT_NORMS = ("imagenet", "none")
 COST_KINDS = ("l1", "l2")
+#: How :meth:`WorldModel.rollout` imagines (``WorldModelConfig.imagination``).
+IMAGINATIONS = ("sliding", "cached")
 
 
 @dataclass
@@ -39,6 +41,12 @@ class WorldModelConfig:
             or an MLP ``D -> proprio_head_hidden -> P`` when ``proprio_head_hidden > 0``.
         proprio_head_hidden: hidden width of the proprio head (0: linear).
         env_id: Gymnasium id the model was trained on (checked by :meth:`WorldModel.check_env`).
+        imagination: ``"sliding"``: every imagined step re-runs the predictor on the last
+            ``history_length`` frames (a frame that leaves the window changes every later
+            frame's hidden states). ``"cached"``: a frame's hidden states are computed once, when
+            it arrives, from the last ``history_length`` frames' keys / values (the predictor's
+            ``attention_window``, in training too), so ``rollout`` keeps a key / value cache and
+            computes only the new frame each step. A model is trained in one of the two.
     """
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
@@ -53,6 +61,7 @@ class WorldModelConfig:
     proprio_head: bool = False
     proprio_head_hidden: int = 0
     env_id: str | None = None
+    imagination: str = "sliding"
 
     def __post_init__(self) -> None:
         for name, cls in (("encoder", EncoderConfig), ("predictor", ACPredictorConfig),
@@ -65,6 +74,9 @@ class WorldModelConfig:
             self.image_size = self.encoder.img_size
         if self.input_norm not in INPUT_NORMS:
             raise ValueError(f"input_norm must be one of {INPUT_NORMS}, got {self.input_norm!r}")
+        if self.imagination not in IMAGINATIONS:
+            raise ValueError(f"imagination must be one of {IMAGINATIONS}, got "
+                             f"{self.imagination!r}")
         for name in ("action_dim", "frameskip", "history_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -81,7 +93,8 @@ class WorldModelConfig:
             grid = dict(img_size=self.image_size, patch_size=p)
         self.predictor = dataclasses.replace(
             self.predictor, **grid, embed_dim=self.encoder.embed_dim, use_extrinsics=False,
-            action_dim=self.step_action_dim, state_dim=max(self.proprio_dim, 1))
+            action_dim=self.step_action_dim, state_dim=max(self.proprio_dim, 1),
+            attention_window=self.history_length if self.imagination == "cached" else None)
 
     @property
     def step_action_dim(self) -> int:

@@ -1,6 +1,8 @@
 """The fast rollout (jepa_world.imagination) against the reference algorithm it replaces: same
 latents and proprio to 1e-5 for every history length, window, chunking and latent layout, same
-gradients, and the same CEM plan for a seed; its parts (fused linears, RoPE tables, batches)."""
+gradients, and the same CEM plan for a seed; its parts (fused linears, RoPE tables, batches).
+The key / value-cached rollout of ``imagination="cached"`` models against their own predictor
+run on the whole growing sequence."""
 
 from __future__ import annotations
 
@@ -11,12 +13,17 @@ from torch import nn
 
 from jepa_world.imagination import (
     CPU_BATCH,
+    _folded_qkv,
+    _qkv,
+    _qkv_folded,
     compute_batch,
     supports_fast_rollout,
     window_tables,
 )
 from jepa_world.models import fused
+from jepa_world.models.ac_predictor import frame_causal_mask
 from jepa_world.models.positions import apply_rope, rope_angles, rope_factors, rotate_pairs_with
+from jepa_world.models.presets import ACPredictorConfig
 from jepa_world.planners import ActionBounds, make_planner
 from jepa_world.planning.objectives import LatentObjective
 from tests.test_world_model import inputs, step_by_step, tiny_model
@@ -121,6 +128,112 @@ def test_non_causal_predictors_take_the_reference_path():
     torch.testing.assert_close(new.latents, old.latents, atol=0, rtol=0)
 
 
+def cached_model(pooled, window: int, depth: int = 2):
+    return tiny_model(pooled, history_length=window, imagination="cached",
+                      predictor=ACPredictorConfig(predictor_dim=32, depth=depth, num_heads=2,
+                                                  mlp_hidden_dim=64))
+
+
+@pytest.mark.parametrize("pooled", [None, 1, 2])
+@pytest.mark.parametrize("t,window", [(1, 3), (2, 3), (3, 3), (5, 3), (3, 1), (2, 2), (1, 5)])
+def test_cached_rollout_equals_the_predictor_on_the_growing_sequence(pooled, t, window):
+    wm = cached_model(pooled, window)
+    assert wm.predictor.attention_window == window
+    z, actions, proprio = inputs(wm, b=2, t=t)
+    cands = torch.randn(2, 5, 6, 4, generator=torch.Generator().manual_seed(t))
+    for chunk in (3, 1024):
+        new, old = both(wm, z, cands, proprio, actions[:, :t - 1], chunk_size=chunk)
+        torch.testing.assert_close(new.latents, old.latents, **TOL)
+        torch.testing.assert_close(new.proprio, old.proprio, **TOL)
+    with torch.no_grad():  # the reference is `predict` on every frame so far, one at a time
+        want = step_by_step(wm, z, proprio, actions[:, :t - 1], cands[:, :2], window=100)
+    torch.testing.assert_close(new.latents[:, :2], want, **TOL)
+
+
+def test_cached_rollout_gradients_equal_reference():
+    wm = cached_model(1, 2)
+    z, actions, proprio = inputs(wm, b=1, t=3)
+    goal = torch.randn(1, 1, 32)
+    grads = []
+    for reference in (False, True):
+        cands = torch.randn(1, 4, 5, 4, generator=torch.Generator().manual_seed(3))
+        cands.requires_grad_(True)
+        pred = wm.rollout(z, cands, proprio, history_actions=actions[:, :2], chunk_size=3,
+                          reference=reference)
+        wm.cost(pred, goal).sum().backward()
+        grads.append(cands.grad)
+    torch.testing.assert_close(grads[0], grads[1], **TOL)
+    assert grads[0].abs().sum() > 0
+
+
+def test_cached_models_differ_from_sliding_ones_and_see_only_their_window():
+    """The same weights imagine differently in the two modes once frames leave the window,
+    and a one-block cached predictor's output at frame t ignores frames before t - window + 1."""
+    sliding, cached = cached_model(1, 2), cached_model(1, 2)
+    sliding.config.imagination, sliding.predictor.attention_window = "sliding", None
+    z, actions, proprio = inputs(cached, b=1, t=2)
+    cands = torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        a = cached.rollout(z, cands, proprio, history_actions=actions[:, :1])
+        b = sliding.rollout(z, cands, proprio, history_actions=actions[:, :1])
+    torch.testing.assert_close(a[:, :, 0], b[:, :, 0], **TOL)  # nothing has left the window yet
+    assert (a[:, :, -1] - b[:, :, -1]).abs().max() > 1e-4
+    one = cached_model(1, 2, depth=1)
+    z, actions, proprio = inputs(one, b=1, t=4)
+    other = z.clone()
+    other[:, 0] += 1.0
+    with torch.no_grad():
+        x, y = one.predict(z, actions, proprio), one.predict(other, actions, proprio)
+    torch.testing.assert_close(x.latents[:, 2:], y.latents[:, 2:], atol=0, rtol=0)
+    assert (x.latents[:, 1] - y.latents[:, 1]).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("pooled", [1, 2, None])
+def test_rope_folds_into_the_qkv_weights_only_for_one_position_a_frame(pooled):
+    """A 1 x 1 latent grid gives every token of a frame the frame's position, so the cached
+    rollout folds that frame's rotation into the query / key weights (same q, k, v)."""
+    wm = cached_model(pooled, 2)
+    p = wm.predictor
+    tokens = p.num_cond_tokens + p.tokens_per_frame
+    cos, sin, _ = window_tables(4, p.num_cond_tokens, p.grid_hw, p.num_heads, 16,
+                                torch.device("cpu"), torch.float32, 2)
+    folded = _folded_qkv(p.predictor_blocks, cos, sin, tokens, range(1, 4))
+    assert (folded is not None) == (pooled == 1)
+    if folded is None:
+        return
+    x = torch.randn(3, tokens, 32, generator=torch.Generator().manual_seed(0))
+    rows = slice(2 * tokens, 3 * tokens)  # frame 2 = folded[1]
+    for newest in (None, 1):
+        with torch.no_grad():
+            want = _qkv(p.predictor_blocks[1], x, cos[rows], sin[rows], newest)
+            got = _qkv_folded(p.predictor_blocks[1], x, *folded[1][1], newest)
+        for a, b in zip(got, want, strict=True):
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+
+
+def test_frame_causal_mask_window():
+    mask = frame_causal_mask(4, 2, window=2)
+    assert mask.shape == (8, 8)
+    step = torch.arange(4).repeat_interleave(2)
+    gap = step[:, None] - step[None, :]
+    assert torch.equal(mask, (gap == 0) | (gap == 1))
+    assert torch.equal(frame_causal_mask(4, 2, window=10), frame_causal_mask(4, 2))
+
+
+def test_cached_models_reject_another_window_and_bad_modes():
+    wm = cached_model(1, 2)
+    z, actions, proprio = inputs(wm, b=1, t=2)
+    with pytest.raises(ValueError, match="max_context: .*cached"):
+        wm.rollout(z, torch.zeros(1, 2, 3, 4), proprio, history_actions=actions[:, :1],
+                   max_context=3)
+    with pytest.raises(ValueError, match="imagination must be one of"):
+        tiny_model(1, imagination="kv")
+    with pytest.raises(ValueError, match="attention_window"):
+        tiny_model(1, imagination="cached",
+                   predictor=ACPredictorConfig(predictor_dim=32, depth=1, num_heads=2,
+                                               mlp_hidden_dim=64, is_frame_causal=False))
+
+
 def test_fused_linears_equal_the_plain_ops():
     torch.manual_seed(0)
     layer, x, r = nn.Linear(24, 40), torch.randn(5, 7, 24), torch.randn(5, 7, 40)
@@ -163,3 +276,5 @@ def test_compute_batch_splits_cpu_work_evenly():
     assert compute_batch(300, 64, cpu) == 60
     assert compute_batch(10 * CPU_BATCH, 1024, cpu) == CPU_BATCH
     assert compute_batch(5000, 1024, meta) == 1024  # accelerators take the whole chunk
+    assert compute_batch(300, 1024, cpu, frames_a_step=3) == 300  # cached: one frame a step
+    assert compute_batch(1024, 1024, cpu, frames_a_step=3) == 512

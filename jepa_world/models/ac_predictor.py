@@ -11,14 +11,17 @@ from jepa_world.models.positions import as_pair, rope_angles
 
 
 def frame_causal_mask(
-    num_steps: int, tokens_per_step: int, device: torch.device | None = None
+    num_steps: int, tokens_per_step: int, device: torch.device | None = None,
+    window: int | None = None,
 ) -> torch.Tensor:
     """Frame-block-causal attention mask ``[S, S]`` with ``S = num_steps * tokens_per_step``.
 
-    True = may attend: a token of time step ``t`` sees every token of steps ``<= t``.
+    True = may attend: a token of time step ``t`` sees every token of steps ``<= t`` (with
+    ``window``: of steps ``t - window + 1 .. t`` only, its own included).
     """
     step = torch.arange(num_steps, device=device).repeat_interleave(tokens_per_step)
-    return step[:, None] >= step[None, :]
+    gap = step[:, None] - step[None, :]
+    return (gap >= 0) if window is None else (gap >= 0) & (gap < window)
 
 
 def step_positions(
@@ -57,6 +60,8 @@ class ACPredictor(nn.Module):
         action_dim, state_dim: sizes ``A`` and ``S`` of actions and proprioceptive states.
         use_extrinsics, extrinsics_dim: optional third conditioning token per step.
         is_frame_causal: frame-block-causal mask (True) or full attention (False).
+        attention_window: frame-causal only: a step's tokens see the last ``attention_window``
+            steps (their own included) instead of all earlier ones; None: all.
         use_activation_checkpointing: recompute blocks in backward.
     """
 
@@ -79,8 +84,13 @@ class ACPredictor(nn.Module):
         is_frame_causal: bool = True,
         norm_eps: float = 1e-6,
         use_activation_checkpointing: bool = False,
+        attention_window: int | None = None,
     ) -> None:
         super().__init__()
+        if attention_window is not None and (attention_window < 1 or not is_frame_causal):
+            raise ValueError(f"attention_window must be None or >= 1 with is_frame_causal, got "
+                             f"{attention_window} (is_frame_causal={is_frame_causal})")
+        self.attention_window = attention_window
         img_h, img_w = as_pair(img_size)
         self.grid_hw = (img_h // patch_size, img_w // patch_size)
         self.embed_dim = embed_dim
@@ -166,7 +176,8 @@ class ACPredictor(nn.Module):
         c = self.num_cond_tokens
         positions = step_positions(t, c, *self.grid_hw, device=x.device)
         rope = rope_angles(positions, self.predictor_dim // self.num_heads)
-        mask = frame_causal_mask(t, c + n, device=x.device) if self.is_frame_causal else None
+        mask = frame_causal_mask(t, c + n, device=x.device, window=self.attention_window) \
+            if self.is_frame_causal else None
         x = run_blocks(
             self.predictor_blocks,
             x,

@@ -48,13 +48,17 @@ def linear(x: torch.Tensor, layer: nn.Linear, gelu: bool = False,
     return y if residual is None else residual + y
 
 
+def affine(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``x weight^T + bias`` for weights that are not a layer's own (e.g. derived from one)."""
+    if _fusable(x):
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+    return F.linear(x, weight, bias)
+
+
 def weight_rows(layer: nn.Linear, rows: slice, x: torch.Tensor) -> torch.Tensor:
     """``layer(x)`` restricted to the output features ``rows`` (e.g. the keys and values of a
     fused qkv projection)."""
-    bias = None if layer.bias is None else layer.bias[rows]
-    if _fusable(x):
-        return torch.ops.mkldnn._linear_pointwise(x, layer.weight[rows], bias, "none", [], "")
-    return F.linear(x, layer.weight[rows], bias)
+    return affine(x, layer.weight[rows], None if layer.bias is None else layer.bias[rows])
 
 
-__all__ = ["linear", "weight_rows"]
+__all__ = ["affine", "linear", "weight_rows"]

@@ -89,6 +89,7 @@ class ACPredictorConfig:
     is_frame_causal: bool = True
     norm_eps: float = 1e-6
     use_activation_checkpointing: bool = False
+    attention_window: int | None = None
 
 
 @dataclass
