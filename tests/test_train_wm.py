@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import subprocess
 from pathlib import Path
 
@@ -116,6 +117,45 @@ def test_training_learns_and_saves_a_loadable_world_model(tiny_dataset, encoder_
     assert model.encode(frames).shape == (1, 2, 1, 32)
 
 
+def test_cached_imagination_trains_a_model_whose_rollout_keeps_a_cache(tiny_dataset,
+                                                                        encoder_dir, tmp_path):
+    """``model.imagination=cached``: the saved model's predictor attends to its last
+    ``history`` frames, and its (cached) rollout is what its predictor gives on the growing
+    sequence."""
+    model = dataclasses.replace(tiny_config(tiny_dataset, encoder_dir, tmp_path).model,
+                                imagination="cached", history=2)
+    result = train_world_model(tiny_config(tiny_dataset, encoder_dir, tmp_path / "run",
+                                           steps=10, model=model))
+    assert result.steps == 10 and all(math.isfinite(x) for x in result.losses)
+    wm = WorldModel.from_pretrained(tmp_path / "run" / "world_model")
+    assert wm.config.imagination == "cached" and wm.predictor.attention_window == 2
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(1, 2, 1, 32, generator=g)
+    cands = torch.randn(1, 3, 4, wm.config.step_action_dim, generator=g)
+    past, proprio = torch.randn(1, 1, wm.config.step_action_dim, generator=g), torch.randn(1, 2, 4)
+    with torch.no_grad():
+        new = wm.rollout(z, cands, proprio, history_actions=past)
+        old = wm.rollout(z, cands, proprio, history_actions=past, reference=True)
+    torch.testing.assert_close(new, old, atol=1e-5, rtol=1e-5)
+
+
+def test_encoder_path_takes_a_world_models_frozen_encoder(tiny_dataset, encoder_dir, tmp_path):
+    """``encoder.path=<world model folder>`` (e.g. a shipped model) trains a new world model on
+    that model's encoder, whatever dtype it was stored in."""
+    train_world_model(tiny_config(tiny_dataset, encoder_dir, tmp_path / "a", steps=2))
+    first = WorldModel.from_pretrained(tmp_path / "a" / "world_model")
+    first.save_pretrained(tmp_path / "fp16", dtype=torch.float16)
+    train_world_model(tiny_config(tiny_dataset, tmp_path / "fp16", tmp_path / "b", steps=2))
+    second = WorldModel.from_pretrained(tmp_path / "b" / "world_model")
+    want = {k: v.half().float() for k, v in first.encoder.state_dict().items()}
+    got = second.encoder.state_dict()
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text('{"format": "jepa_world.world_model"}')
+    with pytest.raises(ConfigError, match="^encoder.path: "):
+        train_world_model(tiny_config(tiny_dataset, tmp_path / "broken", tmp_path / "c"))
+
+
 def test_resume_reproduces_the_uninterrupted_run(tiny_dataset, encoder_dir, tmp_path):
     full = train_world_model(tiny_config(tiny_dataset, encoder_dir, tmp_path / "a", steps=20))
 
@@ -145,6 +185,7 @@ def test_resume_reproduces_the_uninterrupted_run(tiny_dataset, encoder_dir, tmp_
     (lambda: WMTrainConfig(model=WMModelConfig(frameskip=40)), "model.frameskip"),
     (lambda: WMTrainConfig(model=WMModelConfig(use_proprio=False)), "loss.proprio_weight"),
     (lambda: WMTrainConfig(loss=WMLossConfig(goal_weight=1.0)), "loss.goal_weight"),
+    (lambda: WMModelConfig(imagination="kv"), "model.imagination"),
 ])
 def test_config_errors_name_the_field(build, field):
     with pytest.raises(ConfigError, match=f"^{field}: "):

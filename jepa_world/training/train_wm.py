@@ -22,6 +22,7 @@ plus ``state.pt``; the final model is also written to ``<run_dir>/world_model/``
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from jepa_world.checkpoints import load_pretrained
+from jepa_world.checkpoints import CheckpointError, load_pretrained
 from jepa_world.checkpoints.runs import follow_latest, latest_checkpoint, read_state, write_step
 from jepa_world.data.windows import split_episodes
 from jepa_world.errors import ConfigError
@@ -58,6 +59,7 @@ from jepa_world.training.wm_config import WMTrainConfig
 from jepa_world.training.wm_data import cached_encode_episodes, encoder_fingerprint
 from jepa_world.training.wm_loss import LOSS_NAMES, WorldModelLoss, draw, evaluate
 from jepa_world.world_model import WorldModel, WorldModelConfig
+from jepa_world.world_model_config import FORMAT as WM_FORMAT
 
 FINAL_DIR = "world_model"
 
@@ -105,6 +107,8 @@ def resolve_encoder(cfg: WMTrainConfig, info: du.DistInfo) -> tuple[EncoderConfi
                               f"folder with checkpoints")
     if not path.exists():
         raise ConfigError(f"encoder.path: {path} does not exist")
+    if _is_world_model(path):
+        return _world_model_encoder(path)
     pre = load_pretrained(path)
     encoder = pre.target_encoder if src.use_target and pre.target_encoder is not None \
         else pre.encoder
@@ -113,6 +117,23 @@ def resolve_encoder(cfg: WMTrainConfig, info: du.DistInfo) -> tuple[EncoderConfi
     enc_cfg = config_from_dict(EncoderConfig, pre.config["encoder"])
     which = "target_encoder" if encoder is pre.target_encoder else "encoder"
     return enc_cfg, encoder.state_dict(), f"{path}[{which}]"
+
+
+def _is_world_model(path: Path) -> bool:
+    try:
+        return json.loads((path / "config.json").read_text()).get("format") == WM_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False  # not a world-model folder: load_pretrained says what it is not
+
+
+def _world_model_encoder(path: Path) -> tuple[EncoderConfig, dict, str]:
+    """The frozen encoder of the world model in ``path`` (e.g. a shipped one), in float32."""
+    try:
+        wm = WorldModel.from_pretrained(path)
+    except CheckpointError as err:
+        raise ConfigError(f"encoder.path: {err}") from err
+    state = {k: v.float() for k, v in wm.encoder.state_dict().items()}
+    return wm.config.encoder, state, f"{path}[world model encoder]"
 
 
 def build_world_model(cfg: WMTrainConfig, enc_cfg: EncoderConfig, action_dim: int,
@@ -132,7 +153,7 @@ def build_world_model(cfg: WMTrainConfig, enc_cfg: EncoderConfig, action_dim: in
                               image_size=cfg.env.image_size, input_norm="imagenet",
                               proprio_head=m.use_proprio,
                               proprio_head_hidden=m.proprio_head_hidden if m.use_proprio else 0,
-                              env_id=cfg.env.task_id)
+                              env_id=cfg.env.task_id, imagination=m.imagination)
     return WorldModel(wm_cfg)
 
 

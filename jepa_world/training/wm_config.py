@@ -14,7 +14,7 @@ from jepa_world.config import EnvConfig, check, check_choice
 from jepa_world.devices import PRECISIONS
 from jepa_world.models.pooling import POOLER_KINDS
 from jepa_world.training.pretrain_config import RESUME_MODES
-from jepa_world.world_model_config import COST_KINDS
+from jepa_world.world_model_config import COST_KINDS, IMAGINATIONS
 
 
 @dataclass
@@ -22,7 +22,8 @@ class EncoderSource:
     """Which frozen encoder the world model is built on.
 
     ``path``: a checkpoint ``jepa_world.load_pretrained`` reads (a pretraining step folder, an
-    official V-JEPA file) or a pretraining run folder (its latest checkpoint is used). Empty:
+    official V-JEPA file), a pretraining run folder (its latest checkpoint is used) or a world
+    model folder (its frozen encoder, e.g. ``jepa_world/pretrained/reach``). Empty:
     ``pretrain_dir``'s latest checkpoint, pretrained first with ``python -m jepa_world.pretrain``'s
     defaults when there is none (``pretrain``).
     """
@@ -52,8 +53,12 @@ class WMModelConfig:
     frameskip: int = 0  #: env steps per model step; 0: the task's ``env.protocol.action_repeat``
     use_proprio: bool = True  #: proprio as the predictor's state token + a proprio head
     proprio_head_hidden: int = 256  #: MLP width of the proprio head (0: linear)
+    #: ``sliding`` or ``cached`` (the predictor attends to the last ``history`` frames, so
+    #: rollouts keep a key / value cache: ``WorldModelConfig.imagination``)
+    imagination: str = "sliding"
 
     def __post_init__(self) -> None:
+        check_choice(self.imagination, IMAGINATIONS, "model.imagination")
         check(self.pooler_tokens >= 0, "model.pooler_tokens", f"must be >= 0, got "
               f"{self.pooler_tokens}")
         check_choice(self.pooler, POOLER_KINDS, "model.pooler")
