@@ -4,13 +4,17 @@
         [--history 1] [--max-context 3] [--depth 4] [--dtypes fp32 bf16] [--device cpu]
         [--model reach] [--plan]
 
-Every cell times the fast rollout (``new``) and the reference algorithm (``old``,
-``rollout(reference=True)``: the whole window through the predictor at every step), interleaved
-run by run so both see the same machine. ``--model reach`` (or a world-model folder) times that
+Every cell times the fast rollout (``new``), the reference algorithm (``old``,
+``rollout(reference=True)``: the whole window through the predictor at every step) and the
+key / value-cached rollout of the same weights read as an ``imagination="cached"`` model
+(``cached``: each frame through the predictor once; a different model, so other numbers: it
+costs what a model trained that way costs), interleaved run by run so all see the same machine.
+``--model reach`` (or a world-model folder) times that
 model instead of the synthetic ones (history ``--history`` frames, its own window). ``--plan``
 also times one CEM plan at the field's budget (300 samples x 30 iterations x horizon 5, 30
 elites, one episode; history 3 frames) old vs new, interleaved, medians of ``--repeats``, and
-checks that both give the same plan for the same seed.
+checks that old and new give the same plan for the same seed (and cached the plan of its own
+reference).
 
 Model: tiny default-like (64 px, patch 8 -> 64 patch tokens a frame, encoder and predictor width
 192, predictor depth ``--depth``), reach-like sizes (action 2 x frameskip 5, proprio 4). Latents:
@@ -41,6 +45,23 @@ from jepa_world.world_model import WorldModel, WorldModelConfig
 
 LATENTS = [("patch tokens", None), ("pooled K=4", 4), ("pooled K=1", 1)]
 DTYPES = {"fp32": None, "bf16": torch.bfloat16}
+
+
+PATHS = ("new", "old", "cached")
+
+
+def as_imagination(wm: WorldModel, mode: str) -> WorldModel:
+    """A copy of ``wm`` sharing its weights, read as a ``mode`` (``sliding`` / ``cached``)
+    model: what a model of that kind costs to imagine with."""
+    import copy
+    import dataclasses
+
+    other = copy.copy(wm)  # the same submodules (weights), another config
+    other.config = dataclasses.replace(wm.config, imagination=mode)
+    predictor = copy.copy(wm.predictor)
+    predictor.attention_window = other.config.predictor.attention_window
+    other._modules = {**wm._modules, "predictor": predictor}
+    return other
 
 
 def build(num_tokens: int | None, depth: int, history: int) -> WorldModel:
@@ -81,7 +102,9 @@ class Cell:
     """Times ``wm.rollout`` for one latent / dtype / batch."""
 
     def __init__(self, wm: WorldModel, args, device: torch.device, dtype) -> None:
-        self.wm, self.args, self.device, self.dtype = wm, args, device, dtype
+        self.wm, self.args, self.device, self.dtype = as_imagination(wm, "sliding"), args, \
+            device, dtype
+        self.cached = as_imagination(wm, "cached")
         g = torch.Generator().manual_seed(0)
         c, t = wm.config, args.history
         self.z = torch.randn(1, t, wm.tokens_per_frame, wm.latent_dim, generator=g).to(device)
@@ -89,33 +112,36 @@ class Cell:
         self.past = torch.randn(1, t - 1, c.step_action_dim, generator=g).to(device)
         self.g = g
 
-    def run(self, batch: int, reference: bool = False) -> float:
+    def run(self, batch: int, path: str = "new") -> float:
         a = torch.rand(1, batch, self.args.horizon, self.wm.config.step_action_dim,
                        generator=self.g).to(self.device)
+        model = self.cached if path == "cached" else self.wm
+        window = None if path == "cached" else self.args.max_context
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
         with torch.no_grad(), torch.autocast(self.device.type, dtype=self.dtype or torch.float32,
                                              enabled=self.dtype is not None):
-            self.wm.rollout(self.z, a, self.proprio, chunk_size=self.args.chunk_size,
-                            history_actions=self.past, max_context=self.args.max_context,
-                            reference=reference)
+            model.rollout(self.z, a, self.proprio, chunk_size=self.args.chunk_size,
+                          history_actions=self.past, max_context=window,
+                          reference=path == "old")
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - start
 
 
 def measure(cell: Cell, batch: int, args, rate: dict) -> dict:
-    """``new`` and ``old`` (reference) rollouts of ``batch`` candidates, interleaved run by run;
-    ``rate`` holds the last measured candidate-steps/s of each (extrapolation past the limit)."""
+    """``new``, ``old`` (reference) and ``cached`` rollouts of ``batch`` candidates, interleaved
+    run by run; ``rate`` holds the last measured candidate-steps/s of each (extrapolation past
+    the limit)."""
     steps, row = batch * args.horizon, {}
-    for path in ("new", "old"):
+    for path in PATHS:
         if path in rate and steps / rate[path] > args.max_run_seconds:
             row[path] = f"~{steps / rate[path]:.2f} s (~{rate[path]:,.0f}/s)"
-    times = {p: [] for p in ("new", "old") if p not in row}
+    times = {p: [] for p in PATHS if p not in row}
     for _ in range(args.repeats):
         for path in times:
-            times[path].append(cell.run(batch, reference=path == "old"))
+            times[path].append(cell.run(batch, path))
         if max(t[-1] for t in times.values()) > args.max_run_seconds:
             break
     for path, ts in times.items():
@@ -124,9 +150,10 @@ def measure(cell: Cell, batch: int, args, rate: dict) -> dict:
         row[path] = f"{sec:.3f} s ({rate[path]:,.0f}/s)"
     if times:
         row["runs"] = len(next(iter(times.values())))
-    if len(times) == 2:
-        ratio = statistics.median(times["old"]) / statistics.median(times["new"])
-        row["old / new"] = f"{ratio:.2f}x"
+    for path in ("new", "cached"):
+        if path in times and "old" in times:
+            ratio = statistics.median(times["old"]) / statistics.median(times[path])
+            row[f"old / {path}"] = f"{ratio:.2f}x"
     return row
 
 
@@ -143,16 +170,22 @@ def models(args, device: torch.device):
 
 
 def plan_ab(wm: WorldModel, args, device: torch.device) -> list[dict]:
-    """One CEM plan 300 x 30 x 5 (30 elites, one episode, history 3) with the reference and the
-    fast rollout, interleaved; and whether both give the same plan for each seed."""
+    """One CEM plan 300 x 30 x 5 (30 elites, one episode, history 3) with the reference, the
+    fast and the cached rollout, interleaved; and whether new gives old's plan (and cached its
+    own reference's) for each seed."""
     import copy
     import functools
 
     from jepa_world.planners import ActionBounds, make_planner
     from jepa_world.planning.objectives import LatentObjective
 
-    old = copy.copy(wm)
-    old.rollout = functools.partial(wm.rollout, reference=True)
+    def reference(model: WorldModel) -> WorldModel:
+        ref = copy.copy(model)
+        ref.rollout = functools.partial(model.rollout, reference=True)
+        return ref
+
+    sliding, cached = as_imagination(wm, "sliding"), as_imagination(wm, "cached")
+    models = {"new": sliding, "old": reference(sliding), "cached": cached}
     g = torch.Generator().manual_seed(0)
     c, t = wm.config, 3
     z = torch.randn(1, t, wm.tokens_per_frame, wm.latent_dim, generator=g).to(device)
@@ -172,15 +205,20 @@ def plan_ab(wm: WorldModel, args, device: torch.device) -> list[dict]:
             result = planner.plan(objective, 1, generator=gen)
         return time.perf_counter() - start, result.actions
 
-    diffs = [float((plan(old, seed)[1] - plan(wm, seed)[1]).abs().max()) for seed in range(3)]
-    times = {"new": [], "old": []}
+    def gap(a: WorldModel, b: WorldModel) -> str:
+        return f"{max(float((plan(a, s)[1] - plan(b, s)[1]).abs().max()) for s in range(3)):.1e}"
+
+    same = {"new = old": gap(models["new"], models["old"]),
+            "cached = its reference": gap(cached, reference(cached))}
+    times = {path: [] for path in models}
     for _ in range(args.repeats):
-        for path, model in (("new", wm), ("old", old)):
+        for path, model in models.items():
             times[path].append(plan(model, 0)[0])
-    new, old_s = statistics.median(times["new"]), statistics.median(times["old"])
-    return [{"plan": "CEM 300 x 30 x 5, 30 elites", "new": f"{new:.3f} s",
-             "old": f"{old_s:.3f} s", "old / new": f"{old_s / new:.2f}x",
-             "runs": args.repeats, "same plan (seeds 0-2)": f"max |diff| {max(diffs):.1e}"}]
+    sec = {path: statistics.median(ts) for path, ts in times.items()}
+    return [{"plan": "CEM 300 x 30 x 5, 30 elites", **{p: f"{v:.3f} s" for p, v in sec.items()},
+             "old / new": f"{sec['old'] / sec['new']:.2f}x",
+             "old / cached": f"{sec['old'] / sec['cached']:.2f}x", "runs": args.repeats,
+             **{f"max plan |diff| ({k}, seeds 0-2)": v for k, v in same.items()}}]
 
 
 def main() -> None:
@@ -209,8 +247,8 @@ def main() -> None:
     for name, k, wm in models(args, device):
         for dname in args.dtypes:
             cell = Cell(wm, args, device, DTYPES[dname])
-            for reference in (False, True):  # warm-up: lazy init, allocator, kernels
-                cell.run(min(8, min(args.batches)), reference=reference)
+            for path in PATHS:  # warm-up: lazy init, allocator, kernels
+                cell.run(min(8, min(args.batches)), path)
             rate: dict = {}
             for batch in sorted(args.batches):
                 row = {"latent": name, "tokens/frame": k or wm.tokens_per_frame,
@@ -226,11 +264,12 @@ def main() -> None:
     print(f"\n{where}; torch {torch.__version__}, {threads} threads; load average "
           f"{load_start} -> {load()}")
     print(f"history {args.history} frame(s), context window {args.max_context}, horizon "
-          f"{args.horizon}, chunk_size {args.chunk_size}; new = fast rollout, old = reference "
-          f"(interleaved); median of up to {args.repeats} runs; '~' = extrapolated (a run "
-          f"would exceed {args.max_run_seconds:.0f} s)\n")
-    print(table(rows, ["latent", "tokens/frame", "dtype", "candidates", "new", "old",
-                       "old / new", "runs"]))
+          f"{args.horizon}, chunk_size {args.chunk_size}; new = fast rollout, old = reference, "
+          f"cached = the same weights as a key / value-cached model (interleaved); median of up to "
+          f"{args.repeats} runs; '~' = extrapolated (a run would exceed "
+          f"{args.max_run_seconds:.0f} s)\n")
+    print(table(rows, ["latent", "tokens/frame", "dtype", "candidates", *PATHS, "old / new",
+                       "old / cached", "runs"]))
     if plans:
         print()
         print(table(plans, list(plans[0])))
