@@ -106,22 +106,26 @@ def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     return rearrange(x, "b n (h d) -> b n h d", h=heads)
 
 
-def _qkv(blk: Block, x: torch.Tensor, cos, sin, newest: int | None):
+def _qkv(blk: Block, x: torch.Tensor, cos, sin, newest: int | None, folded=None):
     """Rotated queries and keys, and values ``[B, h, n, d]`` of block ``blk`` on ``x [B, n,
     Dp]`` (``cos`` / ``sin`` cover ``x``'s positions); with ``newest``, queries of the last
-    ``newest`` tokens only."""
-    attn, h = blk.attn, blk.attn.num_heads
-    dp = x.shape[-1]
+    ``newest`` tokens only. ``folded``: a qkv ``(weight, bias)`` with the rotation already in it
+    (:func:`_folded_qkv`; ``cos`` / ``sin`` are then unused)."""
+    h, dp = blk.attn.num_heads, x.shape[-1]
+    weight, bias = folded if folded is not None else (blk.attn.qkv.weight, blk.attn.qkv.bias)
+    rotate = folded is None
     normed = blk.norm1(x)
     if newest is None:  # queries and keys rotated together: [B, n, 2h, d]
-        qkv = _heads(fused.linear(normed, attn.qkv), 3 * h)
-        qk = _rotate(qkv[:, :, :2 * h], cos, sin)
+        qkv = _heads(fused.affine(normed, weight, bias), 3 * h)
+        qk = _rotate(qkv[:, :, :2 * h], cos, sin) if rotate else qkv[:, :, :2 * h]
         q, k, v = qk[:, :, :h], qk[:, :, h:], qkv[:, :, 2 * h:]
     else:  # queries of the newest tokens only; keys / values of all
-        q = _heads(fused.weight_rows(attn.qkv, slice(0, dp), normed[:, -newest:]), h)
-        kv = _heads(fused.weight_rows(attn.qkv, slice(dp, None), normed), 2 * h)
-        q = _rotate(q, cos[-newest:], sin[-newest:])
-        k, v = _rotate(kv[:, :, :h], cos, sin), kv[:, :, h:]
+        q_bias, kv_bias = (None, None) if bias is None else (bias[:dp], bias[dp:])
+        q = _heads(fused.affine(normed[:, -newest:], weight[:dp], q_bias), h)
+        kv = _heads(fused.affine(normed, weight[dp:], kv_bias), 2 * h)
+        k, v = kv[:, :, :h], kv[:, :, h:]
+        if rotate:
+            q, k = _rotate(q, cos[-newest:], sin[-newest:]), _rotate(k, cos, sin)
     return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
 
 
@@ -151,21 +155,6 @@ def _folded_qkv(blocks, cos: torch.Tensor, sin: torch.Tensor, tokens: int, frame
                               torch.cat([qk[-1], bias[2 * dp:]])))
         folded.append(per_block)
     return folded
-
-
-def _qkv_folded(blk: Block, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                newest: int | None):
-    """:func:`_qkv` with the rotation already in ``weight`` / ``bias`` (:func:`_folded_qkv`)."""
-    h, dp = blk.attn.num_heads, x.shape[-1]
-    normed = blk.norm1(x)
-    if newest is None:
-        qkv = _heads(fused.affine(normed, weight, bias), 3 * h)
-        q, k, v = qkv[:, :, :h], qkv[:, :, h:2 * h], qkv[:, :, 2 * h:]
-    else:
-        q = _heads(fused.affine(normed[:, -newest:], weight[:dp], bias[:dp]), h)
-        kv = _heads(fused.affine(normed, weight[dp:], bias[dp:]), 2 * h)
-        k, v = kv[:, :, :h], kv[:, :, h:]
-    return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
 
 
 def _finish(blk: Block, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -366,8 +355,8 @@ def imagine_chunk_cached(model, z: torch.Tensor, past_actions: torch.Tensor,
         rows = slice((t - 1 + k) * tokens, (t + k) * tokens)
         for i, (blk, cache) in enumerate(zip(blocks, caches, strict=True)):
             newest = n if i == len(blocks) - 1 else None
-            q, key, value = _qkv(blk, x, cos[rows], sin[rows], newest) if folded is None \
-                else _qkv_folded(blk, x, *folded[k][i], newest)
+            q, key, value = _qkv(blk, x, cos[rows], sin[rows], newest,
+                                 None if folded is None else folded[k][i])
             cache.add(key, value)
             out = F.scaled_dot_product_attention(q, *cache.keys_values())
             x = _finish(blk, x if newest is None else x[:, -newest:], out)
