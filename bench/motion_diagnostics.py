@@ -11,6 +11,8 @@ speed, 4 classes) it prints:
 * per frozen encoder, **linear readouts** of the class (a softmax layer on standardised
   features, full batch AdamW) from the mean token (the linear probe's input), from every token
   of the clip side by side, and from the per-patch difference between its two tubelets;
+* the same readout from the two tubelets' mean tokens side by side, and from their difference
+  (pooling over place but keeping time);
 * the **feature change** between the clip's two tubelets (mean over patches of
   ``|f1 - f0| / |f0|``) for fast and for slow clips: do features follow the motion or the time?
 """
@@ -103,12 +105,19 @@ def encoder_rows(spec: str, task: TaskData) -> dict[str, float]:
     def difference(f: torch.Tensor) -> torch.Tensor:
         return (f[:, patches:] - f[:, :patches]).flatten(1)
 
+    def tubelet_means(f: torch.Tensor) -> torch.Tensor:
+        return torch.stack([f[:, :patches].mean(1), f[:, patches:].mean(1)], dim=1)  # [M, 2, D]
+
+    means, test_means = tubelet_means(train), tubelet_means(test)
     first, second = train[:, :patches], train[:, patches:]
     change = (second - first).norm(dim=-1).mean(-1) / first.norm(dim=-1).mean(-1)
     fast = task.train_targets % 2 == 1  # label = 2 * direction + fast
     return {"mean token": linear_readout(train.mean(1), test.mean(1), task),
             "all tokens": linear_readout(train.flatten(1), test.flatten(1), task),
             "tubelet difference": linear_readout(difference(train), difference(test), task),
+            "tubelet means": linear_readout(means.flatten(1), test_means.flatten(1), task),
+            "tubelet-mean difference": linear_readout(means[:, 1] - means[:, 0],
+                                                      test_means[:, 1] - test_means[:, 0], task),
             "change fast": float(change[fast].mean()), "change slow": float(change[~fast].mean())}
 
 
@@ -130,8 +139,8 @@ def main(argv=None) -> None:
     print(f"supervised pixel CNN, {args.epochs} epochs: "
           + ", ".join(f"seed {s} {a:.3f}" for s, a in zip(args.seeds, ceilings, strict=True))
           + f" (median {statistics.median(ceilings):.3f})")
-    print("\n| encoder | mean token | all tokens | tubelet difference | change fast | "
-          "change slow |\n|---|---|---|---|---|---|")
+    print("\n| encoder | mean token | all tokens | tubelet difference | tubelet means | "
+          "tubelet-mean difference | change fast | change slow |\n|---|---|---|---|---|---|---|---|")
     for spec in args.encoders:
         row = encoder_rows(spec, task)
         print(f"| {spec} | " + " | ".join(f"{v:.3f}" for v in row.values()) + " |", flush=True)
