@@ -140,7 +140,8 @@ def main(argv=None) -> None:
           + ", ".join(f"seed {s} {a:.3f}" for s, a in zip(args.seeds, ceilings, strict=True))
           + f" (median {statistics.median(ceilings):.3f})")
     print("\n| encoder | mean token | all tokens | tubelet difference | tubelet means | "
-          "tubelet-mean difference | change fast | change slow |\n|---|---|---|---|---|---|---|---|")
+          "tubelet-mean difference | change fast | change slow |\n"
+          + "|---" * 8 + "|")
     for spec in args.encoders:
         row = encoder_rows(spec, task)
         print(f"| {spec} | " + " | ".join(f"{v:.3f}" for v in row.values()) + " |", flush=True)
