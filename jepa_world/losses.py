@@ -140,6 +140,22 @@ def latent_distance(predicted: torch.Tensor, target: torch.Tensor, kind: str = "
     raise ValueError(f"kind must be 'l1' or 'l2', got {kind!r}")
 
 
+def center_by_position(tokens: torch.Tensor, idx: torch.Tensor, num_positions: int) -> torch.Tensor:
+    """Tokens minus the batch mean of the tokens at the same position: ``[B, K, D] -> [B K, D]``.
+
+    ``idx [B, K]`` gives each token's position in ``[0, num_positions)``. What every sample shows
+    at a position (a position or time code, a static background) becomes zero, so the variance
+    and covariance terms measured on the result count only what differs between clips.
+    """
+    if tokens.dim() != 3 or tuple(idx.shape) != tuple(tokens.shape[:2]):
+        raise ValueError(f"tokens must be [B, K, D] and idx [B, K], got {list(tokens.shape)} "
+                         f"and {list(idx.shape)}")
+    flat, where = tokens.flatten(0, 1), idx.reshape(-1).to(tokens.device)
+    sums = flat.new_zeros(num_positions, flat.shape[1]).index_add_(0, where, flat)
+    counts = torch.bincount(where, minlength=num_positions).clamp_min(1)
+    return flat - (sums / counts[:, None].to(flat.dtype))[where]
+
+
 def variance_covariance(z: torch.Tensor, target_std: float = 1.0, eps: float = 1e-4):
     """VICReg's anti-collapse terms of a batch of vectors ``z [M, D]``.
 
@@ -159,5 +175,5 @@ def variance_covariance(z: torch.Tensor, target_std: float = 1.0, eps: float = 1
     return variance, off.square().sum() / d
 
 
-__all__ = ["gather_tokens", "jepa_loss", "latent_distance", "pixel_loss", "pixel_targets",
-           "variance_covariance"]
+__all__ = ["center_by_position", "gather_tokens", "jepa_loss", "latent_distance", "pixel_loss",
+           "pixel_targets", "variance_covariance"]

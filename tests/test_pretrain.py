@@ -17,6 +17,7 @@ from jepa_world.checkpoints import CheckpointError
 from jepa_world.config import EnvConfig
 from jepa_world.data.env_clips import EnvClips
 from jepa_world.errors import ConfigError
+from jepa_world.losses import center_by_position, variance_covariance
 from jepa_world.models.presets import build_encoder
 from jepa_world.training import (
     DataConfig,
@@ -287,6 +288,32 @@ def test_variance_covariance_regularizer_adds_to_the_loss(tiny_dataset, tmp_path
         assert "loss/variance" not in plain[0], name
         assert plain[0]["loss/total"] == pytest.approx((plain[0]["loss/mask0"]
                                                         + plain[0]["loss/mask1"]) / 2, rel=1e-5)
+
+
+def test_position_centred_regularizer_ignores_what_every_clip_shows_at_a_position(
+        tiny_dataset, tmp_path):
+    """``regularizer.centering=position``: a per-position code (here a huge constant a position)
+    leaves the centred rows unchanged, while plain flattening keeps it; training runs with it."""
+    torch.manual_seed(0)
+    tokens, idx = torch.randn(4, 6, 8), torch.stack([torch.randperm(12)[:6] for _ in range(4)])
+    code = 50 * torch.randn(12, 8)
+    centred = center_by_position(tokens + code[idx], idx, 12)
+    assert torch.allclose(centred, center_by_position(tokens, idx, 12), atol=1e-4)
+    shared = idx.flatten()
+    once = torch.bincount(shared, minlength=12)[shared] == 1  # alone at its position: zero
+    assert torch.allclose(centred[once], torch.zeros_like(centred[once]), atol=1e-4)
+    coded = (tokens + code[idx]).flatten(0, 1)
+    assert variance_covariance(coded)[0] == 0  # the position code alone satisfies the hinge
+    assert variance_covariance(centred)[0] > 0
+    with pytest.raises(ValueError, match="idx"):
+        center_by_position(tokens, idx[:, :3], 12)
+    seen: list[dict] = []
+    reg = RegularizerConfig(variance_weight=1.0, covariance_weight=0.5, centering="position")
+    pretrain(tiny_config(tiny_dataset, tmp_path / "run", steps=2, regularizer=reg),
+             callback=lambda step, metrics: seen.append(metrics))
+    assert all(m["loss/variance"] > 0 and math.isfinite(m["loss/total"]) for m in seen)
+    with pytest.raises(ConfigError, match="regularizer.centering"):
+        RegularizerConfig(centering="time")
 
 
 def test_missing_dataset_without_collect_is_a_clear_error(tmp_path):

@@ -34,7 +34,13 @@ from torch.utils.data import DataLoader, Dataset
 from jepa_world.checkpoints import Pretrained
 from jepa_world.checkpoints.runs import load_checkpoint, save_checkpoint
 from jepa_world.errors import ConfigError, DatasetError
-from jepa_world.losses import jepa_loss, pixel_loss, pixel_targets, variance_covariance
+from jepa_world.losses import (
+    center_by_position,
+    jepa_loss,
+    pixel_loss,
+    pixel_targets,
+    variance_covariance,
+)
 from jepa_world.masks import sample_multiblock_masks
 from jepa_world.models.inputs import imagenet_normalize
 from jepa_world.models.presets import build_encoder, build_predictor, config_to_dict
@@ -119,6 +125,12 @@ class JepaStudent(nn.Module):
         self.pixel_head = pixel_head
         self.regularizer = regularizer or RegularizerConfig(0.0, 0.0)  # None: plain V-JEPA
 
+    def _regularized(self, tokens: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
+        """``[B, Kc, D]`` context tokens -> the ``[B Kc, D]`` rows the VICReg terms measure."""
+        if self.regularizer.centering == "position":
+            return center_by_position(tokens.float(), ctx, self.encoder.num_patches)
+        return tokens.float().flatten(0, 1)
+
     def forward(self, video, contexts, targets_idx, targets):
         losses, variance, covariance = [], [], []
         reg = self.regularizer
@@ -130,7 +142,7 @@ class JepaStudent(nn.Module):
             else:
                 losses.append(pixel_loss(self.pixel_head(pred).float(), targets.float(), tgt))
             if reg.enabled:  # over all B * Kc context tokens of this mask type
-                var, cov = variance_covariance(tokens.float().flatten(0, 1), reg.target_std)
+                var, cov = variance_covariance(self._regularized(tokens, ctx), reg.target_std)
                 variance.append(var)
                 covariance.append(cov)
         per_type = torch.stack(losses)
@@ -421,7 +433,9 @@ def _banner(cfg: PretrainConfig, m: Models, num_clips: int, info: du.DistInfo, b
             f"{info.world_size} x {info.device} {'bf16' if bf16 else 'fp32'}, run_dir {run_dir}"
             + (f", resuming at step {step}" if folder is not None else "")
             + (f"; regularizer variance {reg.variance_weight:g}, covariance "
-               f"{reg.covariance_weight:g}" if reg.enabled else "; no regularizer"))
+               f"{reg.covariance_weight:g}" + (", centred by position"
+                                               if reg.centering == "position" else "")
+               if reg.enabled else "; no regularizer"))
 
 
 __all__ = ["JepaStudent", "Models", "PretrainResult", "TrainingDivergedError", "build_clips",

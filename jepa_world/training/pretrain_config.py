@@ -20,6 +20,7 @@ from jepa_world.models.presets import PRESETS, EncoderConfig, PredictorConfig, g
 OBJECTIVES = ("feature", "pixel")
 RESUME_MODES = ("auto", "never")
 DATA_SOURCES = ("env", "video")
+REGULARIZER_CENTERINGS = ("tokens", "position")
 _TINY = PRESETS["tiny"]  #: the CPU default architecture
 
 
@@ -247,12 +248,17 @@ class RegularizerConfig:
     variance_weight: float = 1.0
     covariance_weight: float = 0.04
     target_std: float = 1.0
+    #: ``tokens``: the terms see the context tokens as they are, so a token's position or time
+    #: code counts as variance; ``position``: each token minus the batch mean at its position
+    #: (:func:`~jepa_world.losses.center_by_position`), so only what differs between clips does
+    centering: str = "tokens"
 
     def __post_init__(self) -> None:
         for name in ("variance_weight", "covariance_weight", "target_std"):
             value = getattr(self, name)
             check(math.isfinite(value) and value >= 0, f"regularizer.{name}",
                   f"must be a finite number >= 0, got {value}")
+        check_choice(self.centering, REGULARIZER_CENTERINGS, "regularizer.centering")
 
     @property
     def enabled(self) -> bool:
