@@ -145,7 +145,8 @@ def center_by_position(tokens: torch.Tensor, idx: torch.Tensor, num_positions: i
 
     ``idx [B, K]`` gives each token's position in ``[0, num_positions)``. What every sample shows
     at a position (a position or time code, a static background) becomes zero, so the variance
-    and covariance terms measured on the result count only what differs between clips.
+    and covariance terms measured on the result count only what differs between clips (a token
+    alone at its position in the batch becomes zero: nothing to compare it with).
     """
     if tokens.dim() != 3 or tuple(idx.shape) != tuple(tokens.shape[:2]):
         raise ValueError(f"tokens must be [B, K, D] and idx [B, K], got {list(tokens.shape)} "

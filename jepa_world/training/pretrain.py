@@ -428,14 +428,13 @@ def _banner(cfg: PretrainConfig, m: Models, num_clips: int, info: du.DistInfo, b
     grid = cfg.model.grid
     params = sum(p.numel() for p in m.student.parameters()) / 1e6
     reg = m.student.regularizer
+    centred = ", centred by position" if reg.centering == "position" else ""
     return (f"pretrain {cfg.objective}: model {cfg.model.name} ({params:.2f}M trainable "
             f"params, {grid[0] * grid[1] * grid[2]} tokens/clip), {num_clips} clips, "
             f"{info.world_size} x {info.device} {'bf16' if bf16 else 'fp32'}, run_dir {run_dir}"
             + (f", resuming at step {step}" if folder is not None else "")
             + (f"; regularizer variance {reg.variance_weight:g}, covariance "
-               f"{reg.covariance_weight:g}" + (", centred by position"
-                                               if reg.centering == "position" else "")
-               if reg.enabled else "; no regularizer"))
+               f"{reg.covariance_weight:g}{centred}" if reg.enabled else "; no regularizer"))
 
 
 __all__ = ["JepaStudent", "Models", "PretrainResult", "TrainingDivergedError", "build_clips",
