@@ -134,10 +134,11 @@ def test_ctrl_c_in_collect_says_how_to_resume_and_the_rerun_completes(tmp_path):
     assert err == "interrupted; re-run the same command to collect only the missing episodes\n"
     done = len(list(data.glob("shard-*.h5")))
     assert 2 <= done < 10000
-    args[2] = "episodes=8"  # finish a smaller dataset from what is there
+    target = 2 * done + 4  # two shards more than were written before the interrupt landed
+    args[2] = f"episodes={target}"  # finish a smaller dataset from what is there
     proc = command("collect", *args[1:], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "dataset" in proc.stdout and ": 8 episodes" in proc.stdout
+    assert "dataset" in proc.stdout and f": {target} episodes (4 collected now" in proc.stdout
 
 
 def test_ctrl_c_in_training_names_the_run_dir_to_resume(tiny_dataset, tmp_path):
