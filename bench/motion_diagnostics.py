@@ -28,8 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from jepa_world.data.windows import split_episodes
+from jepa_world.errors import ConfigError
 from jepa_world.probes import ProbeConfig, TaskData, build_task, load_encoder
-from jepa_world.probes.encoders import extract_features
+from jepa_world.probes.encoders import check_spec, extract_features
 from jepa_world.probes.runner import prepare_dataset
 
 
@@ -124,6 +125,11 @@ def encoder_rows(spec: str, task: TaskData) -> dict[str, float]:
 def main(argv=None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    try:  # before the minute of data and CNN training
+        for i, spec in enumerate(args.encoders):
+            check_spec(spec, f"--encoders[{i}]")
+    except ConfigError as err:
+        raise SystemExit(f"error: {err}") from None
     started = time.perf_counter()
     cfg = ProbeConfig(progress=False)
     root = prepare_dataset(cfg)
