@@ -12,6 +12,10 @@ per horizon ``h``:
 * ``probe R2 (pred)``: a ridge probe fitted on ENCODED latents of training episodes to the joint
   angles (sin, cos) read on the imagined latents (``R2 (true)``: on the encoded true latents of
   the same frames: the probe's own ceiling).
+* with ``--goal-state`` (tasks whose goal is not the agent, e.g. push's block pose): the same
+  ridge probe fitted to the task's goal state of each frame (its sim state; angles as sine and
+  cosine): ``goal R2`` over the plain coordinates (push: the block's x, y) and ``angle ok``, the
+  fraction of windows whose angle read back is within the task's tolerance (push: pi/9).
 
 Also the candidate-steps/s of ``WorldModel.rollout`` at the planner's batch sizes on this machine.
 """
@@ -49,6 +53,52 @@ def r2(pred: torch.Tensor, y: torch.Tensor) -> float:
     return float(1 - ((pred - y) ** 2).sum(0).div(((y - y.mean(0)) ** 2).sum(0)).mean())
 
 
+class GoalReader:
+    """A ridge probe from latents to the task's goal state; scores imagined vs true latents."""
+
+    def __init__(self, probe, targets: torch.Tensor, angles: list[bool], tolerances):
+        self.probe, self.targets = probe, targets  # targets [E, L, G'] of the held-out episodes
+        self.plain = len(angles) - sum(angles)
+        self.tolerance = float(tolerances[angles.index(True)]) if any(angles) else None
+
+    def _angle_ok(self, out: torch.Tensor, y: torch.Tensor) -> float:
+        a = self.plain  # state_targets' layout: plain, then sines, then cosines (one angle here)
+        err = torch.atan2(out[:, a], out[:, a + 1]) - torch.atan2(y[:, a], y[:, a + 1])
+        err = torch.remainder(err + torch.pi, 2 * torch.pi) - torch.pi
+        return float((err.abs() <= self.tolerance).double().mean())
+
+    def scores(self, pred, truth, episode, frame) -> dict[str, str]:
+        y = self.targets[episode, frame].double()  # [W, G']
+        row = {}
+        for name, z in (("pred", pred), ("true", truth)):
+            out = self.probe(z.flatten(1))
+            row[f"goal R2 ({name})"] = f"{r2(out[:, :self.plain], y[:, :self.plain]):.3f}"
+            if self.tolerance is not None:
+                row[f"angle ok ({name})"] = f"{self._angle_ok(out, y):.2f}"
+        return row
+
+
+def goal_reader(root: str, env_id: str, probe_eps, val, z: torch.Tensor) -> GoalReader:
+    """Fit the goal-state probe on the probe episodes' encoded latents ``z``."""
+    from jepa_world.config import EnvConfig
+    from jepa_world.probes.runner import probe_state
+    from jepa_world.training.wm_data import load_goal_states
+
+    env = EnvConfig(name=env_id, probe_state="goal")
+    _, angles, state_fn = probe_state(env)
+    if sum(angles) > 1:
+        raise SystemExit("error: --goal-state scores one angle; this task's goal has "
+                         f"{sum(angles)}")
+    fit = load_goal_states(root, probe_eps.ids, state_fn, angles).flatten(0, 1)
+    task = env.make(disable_env_checker=True)
+    try:
+        tolerances = task.unwrapped.success_tolerances()
+    finally:
+        task.close()
+    return GoalReader(ridge_fit(z, fit), load_goal_states(root, val.ids, state_fn, angles),
+                      list(angles), tolerances)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True)
@@ -58,6 +108,8 @@ def main() -> None:
     ap.add_argument("--probe-episodes", type=int, default=60)
     ap.add_argument("--batches", type=int, nargs="+", default=[128, 300, 1024])
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--goal-state", action="store_true",
+                    help="also read the task's goal state (push: the block pose) back")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -73,6 +125,7 @@ def main() -> None:
         probe_eps = encode_episodes(args.data, train_ids[:args.probe_episodes], encode)
     z = probe_eps.tokens.float().flatten(0, 1).flatten(1)
     probe = ridge_fit(z, angle_targets(probe_eps.proprio.flatten(0, 1)))
+    goal = goal_reader(args.data, cfg.env_id, probe_eps, val, z) if args.goal_state else None
 
     h, s, horizon = cfg.history_length, cfg.frameskip, args.horizons
     window = h + horizon
@@ -95,6 +148,8 @@ def main() -> None:
             "copy-last L1": f"{(last - truth[:, k]).abs().mean():.4f}",
             "probe R2 (pred)": f"{r2(probe(pred[:, k].flatten(1)), y):.3f}",
             "probe R2 (true)": f"{r2(probe(truth[:, k].flatten(1)), y):.3f}"})
+        if goal is not None:
+            rows[-1].update(goal.scores(pred[:, k], truth[:, k], episode, start + (h + k) * s))
     print(f"model {args.model}: {cfg.tokens_per_frame} x {cfg.encoder.embed_dim} latent, history "
           f"{h}, frameskip {s}; {args.windows} windows of {len(val.ids)} held-out episodes")
     print(table(rows, list(rows[0])))
