@@ -41,8 +41,7 @@ from jepa_world.config import EnvConfig
 from jepa_world.masks import sample_multiblock_masks
 from jepa_world.schedules import ema_momentum
 from jepa_world.training.pretrain import pretrain, step_seed
-from jepa_world.training.pretrain_config import (ModelConfig, PretrainConfig,
-                                                 RegularizerConfig)
+from jepa_world.training.pretrain_config import ModelConfig, PretrainConfig, RegularizerConfig
 
 
 def pretrain_config(args, run_dir: str) -> PretrainConfig:
