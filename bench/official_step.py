@@ -44,7 +44,7 @@ from jepa_world.training.pretrain import pretrain, step_seed
 from jepa_world.training.pretrain_config import ModelConfig, PretrainConfig, RegularizerConfig
 
 
-def pretrain_config(args, run_dir: str) -> PretrainConfig:
+def pretrain_config(args, run_dir: str = "") -> PretrainConfig:
     """The shared config: jepa_world's side runs it, the official side reads its sizes."""
     model = ModelConfig(depth=args.depth, pos_embed=args.pos_embed,
                         predictor_depth=args.predictor_depth)
@@ -69,9 +69,6 @@ def time_ours(args) -> list[float]:
 
 def import_official(path: Path) -> tuple[dict, bool]:
     """The official ``src`` modules the step needs, and whether the checkout is V-JEPA 2."""
-    if not (path / "src" / "models" / "vision_transformer.py").is_file():
-        raise SystemExit(f"--official: {path} is not a checkout of facebookresearch/jepa or "
-                         f"vjepa2 (no src/models/vision_transformer.py)")
     if "timm" not in sys.modules:  # V-JEPA 2's blocks import timm's drop_path; it is not needed
         try:
             import timm  # noqa: F401
@@ -126,10 +123,7 @@ def official_models(mods: dict, v2: bool, model: ModelConfig, rope: bool):
 def time_official(args) -> list[float]:
     """Seconds of each step built from the official modules, following its train loop."""
     mods, v2 = import_official(Path(args.official))
-    if args.pos_embed == "rope" and not v2:
-        raise SystemExit("--pos-embed rope needs a V-JEPA 2 checkout (facebookresearch/vjepa2)")
-    with tempfile.TemporaryDirectory() as run_dir:
-        cfg = pretrain_config(args, run_dir)
+    cfg = pretrain_config(args)  # its sizes, optimiser, EMA and masks; nothing is written
     torch.manual_seed(cfg.seed)
     encoder, target, predictor = official_models(mods, v2, cfg.model, args.pos_embed == "rope")
     params = list(encoder.parameters()) + list(predictor.parameters())
@@ -205,9 +199,13 @@ def main() -> None:
         times = time_ours(args) if args.one == "ours" else time_official(args)
         print(json.dumps(times[args.warmup:]))
         return
-    if not Path(args.official).is_dir():
-        raise SystemExit(f"error: --official: no such folder {args.official!r}; clone "
-                         f"facebookresearch/jepa (or vjepa2 for --pos-embed rope) there")
+    if not (Path(args.official) / "src" / "models" / "vision_transformer.py").is_file():
+        raise SystemExit(f"error: --official: {args.official!r} is not a checkout of "
+                         f"facebookresearch/jepa or vjepa2 (no src/models/vision_transformer.py);"
+                         f" clone one there")
+    if args.pos_embed == "rope" and not (Path(args.official) / "src/utils/wrappers.py").is_file():
+        raise SystemExit("error: --pos-embed rope needs a V-JEPA 2 checkout "
+                         "(facebookresearch/vjepa2)")
     steps = {"ours": [], "official": []}
     for _ in range(args.rounds):
         for side in steps:
