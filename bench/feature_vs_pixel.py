@@ -64,6 +64,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--future-fraction", type=float, default=0.0,
                    help="masks.future_fraction of both objectives' pretraining (0: V-JEPA's "
                         "tubes; 0.5: the long-range mask hides the clip's second half)")
+    p.add_argument("--temporal-scale", default="1,1", metavar="MIN,MAX",
+                   help="masks.temporal_scale of both objectives' pretraining (1,1: V-JEPA's "
+                        "tubes through the whole clip; 0.25,0.5: blocks one tubelet long)")
     p.add_argument("--out", default="runs/feature_vs_pixel")
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
@@ -71,6 +74,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--steps, --every, --seeds, --batch-size and --probe-epochs must be >= 1")
     if not 0 <= args.future_fraction < 1:
         p.error(f"--future-fraction must be in [0, 1), got {args.future_fraction}")
+    try:
+        args.temporal_scale = [float(v) for v in args.temporal_scale.split(",")]
+        MaskConfig(temporal_scale=args.temporal_scale)
+    except ValueError as err:
+        p.error(f"--temporal-scale: {err}")
     args.objectives = args.objectives.split(",")
     if not set(args.objectives) <= set(OBJECTIVES):
         p.error(f"--objectives must be among {', '.join(OBJECTIVES)}")
@@ -92,7 +100,8 @@ def pretrain_run(args, objective: str, seed: int) -> Path:
     run_dir = Path(args.out) / objective / f"seed{seed}"
     cfg = PretrainConfig(
         env=EnvConfig(image_size=64), model=ModelConfig(), objective=objective,
-        masks=MaskConfig(future_fraction=args.future_fraction),
+        masks=MaskConfig(future_fraction=args.future_fraction,
+                         temporal_scale=args.temporal_scale),
         data=DataConfig(data_dir=args.data, episodes=args.episodes,
                         episode_length=args.episode_length),
         steps=args.steps, batch_size=args.batch_size, seed=seed, device=args.device,
