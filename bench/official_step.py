@@ -16,7 +16,7 @@ recipe has none. Both sample the same multiblock masks (``jepa_world.masks``) in
 the same synthetic clips; the official recipe samples them in loader workers.
 
 Each side runs in its own process, alternately for ``--rounds`` rounds; the table gives each
-side's median step over all rounds and the ratio. The default config is the one the issue
+side's median step over all rounds and the ratio. The default config is the one issue 16
 quotes: width 192, depth 6, patch 8, predictor 96 x 4, batch 16 x 8 frames x 64 px.
 """
 
