@@ -39,6 +39,7 @@ from bench.common import table
 from bench.pretrain_throughput import SyntheticClips
 from jepa_world.config import EnvConfig
 from jepa_world.masks import sample_multiblock_masks
+from jepa_world.models.inputs import imagenet_normalize
 from jepa_world.schedules import ema_momentum
 from jepa_world.training.pretrain import pretrain, step_seed
 from jepa_world.training.pretrain_config import ModelConfig, PretrainConfig, RegularizerConfig
@@ -130,15 +131,13 @@ def time_official(args) -> list[float]:
     optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
                                   betas=(cfg.optim.beta1, cfg.optim.beta2), eps=cfg.optim.eps)
     clips = SyntheticClips(cfg.model)
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1, 1)
     apply_masks = mods["apply_masks"]
     bf16 = cfg.precision == "bf16"
     times = []
     for step in range(cfg.steps):
         t0 = time.perf_counter()
         clip = torch.stack([clips[step * cfg.batch_size + i] for i in range(cfg.batch_size)])
-        video = (clip - mean) / std
+        video = imagenet_normalize(clip, channel_dim=1)  # the official transforms' constants
         masks = sample_multiblock_masks(cfg.model.grid, cfg.masks.specs(), cfg.batch_size,
                                         generator=step_seed(cfg.seed, step, 0),
                                         min_keep=cfg.masks.min_keep,
