@@ -30,6 +30,7 @@ import torch
 
 from bench.common import table
 from jepa_world.data.windows import split_episodes
+from jepa_world.errors import JepaWorldError
 from jepa_world.training.wm_data import encode_episodes
 from jepa_world.world_model import WorldModel
 
@@ -113,9 +114,12 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = WorldModel.from_pretrained(args.model).eval()
+    try:  # a bad --model or --data: one line, before any work
+        model = WorldModel.from_pretrained(args.model).eval()
+        train_ids, val_ids = split_episodes(args.data, 0.1)
+    except JepaWorldError as err:
+        raise SystemExit(f"error: {err}") from None
     cfg = model.config
-    train_ids, val_ids = split_episodes(args.data, 0.1)
 
     def encode(frames):
         return model.encode(frames[None])[0]
