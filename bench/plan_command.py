@@ -52,25 +52,9 @@ def run_once(cwd: Path, overrides: list[str], out: Path) -> tuple[float, str]:
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"error: {' '.join(cmd)} (in {cwd}) failed:\n{done.stderr[-2000:]}")
-    agent = json.loads((out / "summary.json").read_text())
-    return seconds, _successes(agent)
-
-
-def _successes(summary) -> str:
-    """``k/n`` of the world-model agent in a ``summary.json`` (whatever its nesting)."""
-    if isinstance(summary, dict):
-        if "per_episode" in summary and "successes" in summary:
-            return f"{summary['successes']}/{len(summary['per_episode'])}"
-        for value in summary.values():
-            found = _successes(value)
-            if found:
-                return found
-    if isinstance(summary, list):
-        for value in summary:
-            found = _successes(value)
-            if found:
-                return found
-    return ""
+    summary = json.loads((out / "summary.json").read_text())
+    episodes = summary["episodes"]
+    return seconds, f"{round(summary['success_rate'] * episodes)}/{episodes}"
 
 
 def main() -> None:
