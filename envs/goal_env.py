@@ -15,9 +15,6 @@ A task is one small subclass (its MJCF, initial-state sampler, goal vector and p
 
 from __future__ import annotations
 
-import atexit
-import os
-import weakref
 from pathlib import Path
 from typing import Any
 
@@ -26,52 +23,13 @@ import numpy as np
 from gymnasium import spaces
 
 from jepa_world.envs.exploration import make_policy
+from jepa_world.envs.gl_contexts import fixed_camera, render_scene
 from jepa_world.envs.protocol import EvalProtocol
 from jepa_world.envs.rendering import import_mujoco
 
 mujoco = import_mujoco()
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-
-# Envs whose GL context is open. Closing them at exit avoids the EGL errors printed when
-# renderers are garbage-collected after MuJoCo's own exit hook has terminated the display. The
-# hook is registered after the first renderer exists, so that it runs before MuJoCo's (LIFO).
-_LIVE_ENVS: weakref.WeakSet = weakref.WeakSet()
-_exit_hook_registered = False
-
-
-def _close_live_envs() -> None:
-    for env in list(_LIVE_ENVS):
-        env.close()
-
-
-# The process that made this module's first GL context. A GL context made before a fork (EGL /
-# OSMesa state) hangs the forked child's first render, so the child refuses to render instead.
-_GL_OWNER_PID: int | None = None
-
-
-def claim_gl(task: str) -> None:
-    """Call before a process makes its first renderer; raise in a forked child of one that
-    had rendered (Gymnasium's async vector envs fork by default on Linux)."""
-    global _GL_OWNER_PID
-    pid = os.getpid()
-    if _GL_OWNER_PID is not None and pid != _GL_OWNER_PID:
-        raise RuntimeError(
-            f"{task}: this process was forked after its parent had rendered, and GL contexts do "
-            f"not survive fork (it would hang); start workers with forkserver or spawn, e.g. "
-            f"gym.make_vec(..., vectorization_mode='async', "
-            f"vector_kwargs={{'context': 'forkserver'}})")
-    _GL_OWNER_PID = pid
-
-
-def close_at_exit(env: gym.Env) -> None:
-    """Close ``env`` before MuJoCo's exit hook runs; call it once its renderer exists."""
-    global _exit_hook_registered
-    _LIVE_ENVS.add(env)
-    if not _exit_hook_registered:
-        atexit.register(_close_live_envs)
-        _exit_hook_registered = True
-
 
 def as_hw(image_size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     """Normalise an image size (``64`` or ``(64, 80)``) to ``(height, width)``."""
@@ -123,7 +81,8 @@ class MujocoGoalEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 25}
 
-    #: MJCF file name in ``envs/assets``; set by subclasses.
+    #: MJCF file name in ``envs/assets``; set by subclasses. Envs of one file share a GL context
+    #: (its meshes and textures), so a subclass must not change those at run time.
     xml_file: str = ""
     #: Camera name in the MJCF.
     camera: str = "top"
@@ -160,7 +119,7 @@ class MujocoGoalEnv(gym.Env):
         self.model.vis.global_.offwidth = max(self.model.vis.global_.offwidth, self.width)
         self.model.vis.global_.offheight = max(self.model.vis.global_.offheight, self.height)
         self.data = mujoco.MjData(self.model)
-        self._renderer = None  # created on first render: GL contexts must not cross a fork
+        self._camera = fixed_camera(self.model, self.camera)
         self._state_spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
 
         low, high = self.model.actuator_ctrlrange.T.astype(np.float32)
@@ -271,9 +230,8 @@ class MujocoGoalEnv(gym.Env):
         return self.render_pixels() if self.render_mode == "rgb_array" else None
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        """Nothing to free: the GL context is shared by the process's envs of this task and
+        size (:mod:`jepa_world.envs.gl_contexts`), and freed at exit."""
 
     @property
     def task_id(self) -> str:
@@ -323,12 +281,8 @@ class MujocoGoalEnv(gym.Env):
     # ------------------------------------------------------------------------------ internals
     def render_pixels(self) -> np.ndarray:
         """Render the task camera: uint8 ``[H, W, 3]``."""
-        if self._renderer is None:
-            claim_gl(self.task_id)
-            self._renderer = mujoco.Renderer(self.model, self.height, self.width)
-            close_at_exit(self)
-        self._renderer.update_scene(self.data, camera=self.camera)
-        return self._renderer.render().copy()
+        return render_scene(self.xml_file, self.model, self.data, self._camera,
+                            self.height, self.width, task=self.task_id)
 
     def _simulate(self, action: np.ndarray) -> None:
         self.data.ctrl[:] = action

@@ -33,13 +33,8 @@ import numpy as np
 from gymnasium import spaces
 
 from jepa_world.envs.coordinates import StateCoordinates, default_coordinates
-from jepa_world.envs.goal_env import (
-    as_hw,
-    claim_gl,
-    close_at_exit,
-    goal_distance,
-    place_reachable_goal,
-)
+from jepa_world.envs.gl_contexts import claim_gl, close_at_exit
+from jepa_world.envs.goal_env import as_hw, goal_distance, place_reachable_goal
 from jepa_world.envs.protocol import EvalProtocol
 from jepa_world.envs.rendering import import_mujoco
 from jepa_world.errors import ConfigError
