@@ -125,3 +125,22 @@ def test_batched_waves_show_their_env_step_in_the_progress_bar(capsys):
         for env in envs:
             env.close()
     assert "wave step 0/10" in capsys.readouterr().err
+
+
+def test_world_model_agents_encode_every_episode_frame_in_one_call():
+    model = tiny_world_model(frameskip=5)
+    envs = [make_env(budget=10) for _ in range(3)]
+    planner = make_planner("cem", ActionBounds.from_space(envs[0].action_space), samples=8,
+                           iterations=1, elites=2, horizon=2)
+    calls = []
+    original = model.encode_images
+    model.encode_images = lambda pixels: calls.append(len(pixels)) or original(pixels)
+    try:
+        results = run_episodes(envs, [WorldModelAgent(model) for _ in envs], planner, [0, 1, 2],
+                               5, 10, replan_every=1, generators=generators([0, 1, 2]))
+    finally:
+        for env in envs:
+            env.close()
+    assert calls[0] == 6  # three start and three goal frames
+    assert calls[1:] == [3]  # budget 10 at repeat 5: one observation between the two replans
+    assert all(len(r.plans) == 2 for r in results)

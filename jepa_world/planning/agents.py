@@ -77,28 +77,47 @@ class WorldModelAgent:
         """Frames ``[M, H, W, 3]`` uint8 -> latents ``[M, N, D]`` (one encoder call)."""
         return self.model.encode_images(pixels)
 
-    def encode(self, pixels: np.ndarray) -> torch.Tensor:
-        """One frame ``[H, W, 3]`` uint8 -> latents ``[1, 1, N, D]``."""
-        return self.encode_frames(pixels[None])[None]
-
     def _proprio(self, obs: dict[str, np.ndarray]) -> torch.Tensor | None:
         if self.model.config.proprio_dim == 0:
             return None
         return torch.as_tensor(obs["proprio"], dtype=self.dtype, device=self.device)[None, None]
 
     def reset(self, env: Any, obs: dict[str, np.ndarray]) -> None:
-        self.model.check_env(env)
-        self.latents = self.encode(obs["pixels"])
-        self.goal = self.encode(obs["goal_pixels"])[:, 0]
-        self.proprio = self._proprio(obs)
-        a_dim = self.model.config.step_action_dim
-        self.actions = torch.zeros(1, 0, a_dim, dtype=self.dtype, device=self.device)
+        self.reset_joint([self], [env], [obs])
+
+    @staticmethod
+    def reset_joint(agents: list[WorldModelAgent], envs: list[Any],
+                    observations: list[dict[str, np.ndarray]]) -> None:
+        """:meth:`reset` of every agent (one model), all start and goal frames in ONE encoder
+        call."""
+        frames = [o["pixels"] for o in observations] + [o["goal_pixels"] for o in observations]
+        latents = agents[0].encode_frames(np.stack(frames))               # [2 n, N, D]
+        n = len(agents)
+        for i, (agent, env, obs) in enumerate(zip(agents, envs, observations, strict=True)):
+            agent.model.check_env(env)
+            agent.latents, agent.goal = latents[i][None, None], latents[n + i][None]
+            agent.proprio = agent._proprio(obs)
+            a_dim = agent.model.config.step_action_dim
+            agent.actions = torch.zeros(1, 0, a_dim, dtype=agent.dtype, device=agent.device)
 
     def observe(self, obs: dict[str, np.ndarray], action: np.ndarray) -> None:
+        self.observe_joint([self], [obs], [action])
+
+    @staticmethod
+    def observe_joint(agents: list[WorldModelAgent], observations: list[dict[str, np.ndarray]],
+                      actions: list[np.ndarray]) -> None:
+        """:meth:`observe` of every agent (one model), all new frames in ONE encoder call."""
+        latents = agents[0].encode_frames(np.stack([o["pixels"] for o in observations]))
+        for agent, z, obs, action in zip(agents, latents, observations, actions, strict=True):
+            agent._push(z[None, None], obs, action)
+
+    def _push(self, latent: torch.Tensor, obs: dict[str, np.ndarray], action: np.ndarray) -> None:
+        """Append the new frame's latents ``[1, 1, N, D]``, the action that led to it and its
+        proprio, keeping the last ``history_length`` frames."""
         keep = self.model.config.history_length
         step = repeat(torch.as_tensor(action, dtype=self.dtype, device=self.device),
                       "a -> 1 1 (f a)", f=self.model.config.frameskip)
-        self.latents = torch.cat([self.latents, self.encode(obs["pixels"])], 1)[:, -keep:]
+        self.latents = torch.cat([self.latents, latent], 1)[:, -keep:]
         self.actions = torch.cat([self.actions, step], 1)[:, -(keep - 1):] if keep > 1 \
             else self.actions
         if self.proprio is not None:
@@ -181,6 +200,27 @@ class BlindAgent:
         return lambda actions: actions.new_zeros(actions.shape[:2])
 
 
+def joint_reset(agents: list[Any], envs: list[Any], observations: list[dict]) -> None:
+    """``agents[i].reset(envs[i], observations[i])`` for every episode (agents of one kind),
+    through the kind's ``reset_joint`` when it has one (a world model encodes every frame in
+    one call)."""
+    if hasattr(type(agents[0]), "reset_joint"):
+        type(agents[0]).reset_joint(agents, envs, observations)
+        return
+    for agent, env, obs in zip(agents, envs, observations, strict=True):
+        agent.reset(env, obs)
+
+
+def joint_observe(agents: list[Any], observations: list[dict], actions: list[Any]) -> None:
+    """``agents[i].observe(observations[i], actions[i])`` for every episode (agents of one
+    kind), through the kind's ``observe_joint`` when it has one."""
+    if hasattr(type(agents[0]), "observe_joint"):
+        type(agents[0]).observe_joint(agents, observations, actions)
+        return
+    for agent, obs, action in zip(agents, observations, actions, strict=True):
+        agent.observe(obs, action)
+
+
 def joint_objective(agents: list[Any]) -> Any:
     """One planning objective ``[B, S, H, A] -> [B, S]`` for ``B`` episodes, one agent each (of
     one kind): the agents' ``joint`` when they have one, else each agent's own objective on its
@@ -196,4 +236,4 @@ def joint_objective(agents: list[Any]) -> Any:
 AGENTS = {"world_model": WorldModelAgent, "oracle": OracleAgent, "random": BlindAgent}
 
 __all__ = ["AGENTS", "Agent", "AgentSettings", "BlindAgent", "OracleAgent", "WorldModelAgent",
-           "joint_objective"]
+           "joint_objective", "joint_observe", "joint_reset"]

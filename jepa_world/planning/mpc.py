@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from jepa_world.planners import Planner, shift_plan
-from jepa_world.planning.agents import joint_objective
+from jepa_world.planning.agents import joint_objective, joint_observe, joint_reset
 
 
 @dataclass
@@ -121,6 +121,7 @@ def run_episodes(
     record = list(record) if record is not None else [False] * n  # one flag per episode
     episodes = [_Episode(env, agent, int(seed), rec, step_budget)
                 for env, agent, seed, rec in zip(envs, agents, seeds, record, strict=True)]
+    joint_reset(list(agents), list(envs), [e.pending.pop() for e in episodes])
     while live := [e for e in episodes if not e.done]:
         init = None
         if warm_start and live[0].previous is not None:
@@ -134,6 +135,13 @@ def run_episodes(
         for row, episode in enumerate(live):
             episode.execute(plan.actions[row:row + 1], share, replan_every, action_repeat,
                             on_replan)
+        for k in range(replan_every):  # the agents see what happened, all frames at once
+            seen = [e for e in live if len(e.pending) > k]
+            if seen:
+                joint_observe([e.agent for e in seen], [e.pending[k][0] for e in seen],
+                              [e.pending[k][1] for e in seen])
+        for episode in live:
+            episode.pending.clear()
     return [e.result for e in episodes]
 
 
@@ -142,8 +150,10 @@ class _Episode:
 
     def __init__(self, env: Any, agent: Any, seed: int, record: bool, budget: int) -> None:
         obs, info = env.reset(seed=seed)
-        agent.reset(env, obs)
         self.env, self.agent, self.record, self.budget = env, agent, record, budget
+        #: what the agent is still to be told: the start observation (for its reset), then
+        #: after each :meth:`execute` an ``(obs, action)`` per executed action it goes on from
+        self.pending: list = [obs]
         self.result = EpisodeResult(seed=seed, success=bool(info.get("success", False)),
                                     steps=0, final_error=float(info.get("max_goal_error",
                                                                         np.nan)),
@@ -160,7 +170,8 @@ class _Episode:
 
     def execute(self, actions: torch.Tensor, seconds: float, replan_every: int,
                 action_repeat: int, on_replan: Callable | None) -> None:
-        """Record the plan ``[1, H, A]``, then execute its first ``replan_every`` actions."""
+        """Record the plan ``[1, H, A]``, then execute its first ``replan_every`` actions (the
+        observations the agent must see go to :attr:`pending`)."""
         result = self.result
         result.plan_seconds.append(seconds)
         result.plans.append((result.steps, actions[0].detach().cpu()))
@@ -186,7 +197,7 @@ class _Episode:
                     break
             if result.success or result.steps >= self.budget or terminated or truncated:
                 break
-            self.agent.observe(obs, action)
+            self.pending.append((obs, action))
         if (terminated or truncated) and not result.success:
             self.ended = True
 
