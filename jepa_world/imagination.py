@@ -324,19 +324,34 @@ class _KVWindow:
         return self.k[:, :, :n], self.v[:, :, :n]
 
 
+def cached_tables(model, t: int, horizon: int, device: torch.device, dtype: torch.dtype):
+    """What every chunk of one cached rollout of ``t`` history frames and ``horizon`` steps
+    shares: the :func:`window_tables` and the RoPE-folded qkv weights (:func:`_folded_qkv`,
+    a few ms: computed once a rollout, not once a chunk). Not kept across rollouts: the
+    weights may change between them."""
+    p: ACPredictor = model.predictor
+    tables = window_tables(t + horizon - 1, p.num_cond_tokens, p.grid_hw, p.num_heads,
+                           p.predictor_dim // p.num_heads, device, dtype, p.attention_window)
+    tokens = p.num_cond_tokens + p.tokens_per_frame
+    return tables, _folded_qkv(p.predictor_blocks, *tables[:2], tokens, range(t - 1,
+                                                                            t - 1 + horizon))
+
+
 def imagine_chunk_cached(model, z: torch.Tensor, past_actions: torch.Tensor,
-                         states: torch.Tensor, episode: torch.Tensor, candidates: torch.Tensor):
+                         states: torch.Tensor, episode: torch.Tensor, candidates: torch.Tensor,
+                         shared_tables=None):
     """:func:`imagine_chunk` for a model with ``imagination="cached"``: every frame's tokens go
     through the predictor once, when they arrive, attending to their own and the keys /
     values the last ``attention_window - 1`` frames left at each block. Arguments and returns
-    as there (the window is the predictor's ``attention_window``)."""
+    as there (the window is the predictor's ``attention_window``); ``shared_tables``: the
+    rollout's :func:`cached_tables` (computed here when omitted)."""
     p: ACPredictor = model.predictor
     blocks, n, window = p.predictor_blocks, p.tokens_per_frame, p.attention_window
     t, horizon = z.shape[1], candidates.shape[1]
     tokens = p.num_cond_tokens + n                                      # L tokens a frame
     dtype = z.dtype
-    cos, sin, mask = window_tables(t + horizon - 1, p.num_cond_tokens, p.grid_hw, p.num_heads,
-                                   p.predictor_dim // p.num_heads, z.device, dtype, window)
+    (cos, sin, mask), folded = shared_tables or cached_tables(model, t, horizon, z.device,
+                                                              dtype)
     emb = torch.cat([p.state_encoder(states)[:, :, None], p.predictor_embed(z)], dim=2)
     acts = p.action_encoder(candidates.to(dtype))                       # [C, H, Dp]
     caches = [_KVWindow(window, tokens) for _ in blocks]
@@ -350,7 +365,6 @@ def imagine_chunk_cached(model, z: torch.Tensor, past_actions: torch.Tensor,
             cache.add(k[episode, :, seen], v[episode, :, seen])
     x = torch.cat([acts[:, :1], emb[episode, -1]], dim=1)               # frame T-1: [C, L, Dp]
     last_state, preds, props = states[episode, -1], [], []
-    folded = _folded_qkv(blocks, cos, sin, tokens, range(t - 1, t - 1 + horizon))
     for k in range(horizon):
         rows = slice((t - 1 + k) * tokens, (t + k) * tokens)
         for i, (blk, cache) in enumerate(zip(blocks, caches, strict=True)):
@@ -371,5 +385,5 @@ def imagine_chunk_cached(model, z: torch.Tensor, past_actions: torch.Tensor,
     return torch.stack(preds, 1), (torch.stack(props, 1) if props else None)
 
 
-__all__ = ["CPU_BATCH", "compute_batch", "imagine_chunk", "imagine_chunk_cached",
-           "supports_fast_rollout", "window_tables"]
+__all__ = ["CPU_BATCH", "cached_tables", "compute_batch", "imagine_chunk",
+           "imagine_chunk_cached", "supports_fast_rollout", "window_tables"]

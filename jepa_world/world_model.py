@@ -34,6 +34,7 @@ from jepa_world.checkpoints.format import load_typed
 from jepa_world.checkpoints.hf import HF_FORMAT
 from jepa_world.checkpoints.official import OVERRIDES as OFFICIAL_OVERRIDES
 from jepa_world.imagination import (
+    cached_tables,
     compute_batch,
     imagine_chunk,
     imagine_chunk_cached,
@@ -348,6 +349,8 @@ class WorldModel(nn.Module):
         step = compute_batch(b * s, chunk_size, history.device,
                              self.config.history_length if cached else 1) if fast else chunk_size
         latents, props = [], []
+        shared = cached_tables(self, t, a.shape[2], history.device, history.dtype) \
+            if fast and cached else None
         for start in range(0, b * s, step):
             stop = min(start + step, b * s)
             episode = torch.arange(start, stop, device=history.device) // s
@@ -355,7 +358,7 @@ class WorldModel(nn.Module):
                 first, last = start // s, (stop - 1) // s + 1
                 args = (history[first:last], history_actions[first:last], states[first:last],
                         episode - first, flat[start:stop])
-                z, p = imagine_chunk_cached(self, *args) if cached else \
+                z, p = imagine_chunk_cached(self, *args, shared) if cached else \
                     imagine_chunk(self, *args, window)
             else:
                 z, p = self._rollout_chunk(history[episode], history_actions[episode],
