@@ -206,14 +206,13 @@ class _Chunk:
         self.n = p.tokens_per_frame
         self.t = z.shape[1]
         dtype = z.dtype
-        emb = torch.cat([p.state_encoder(states)[:, :, None],
-                         p.predictor_embed(z)], dim=2)                  # [E, T, 1 + N, Dp]
+        st, lat = p.state_encoder(states), p.predictor_embed(z)          # [E, T, (N,) Dp]
         acts = p.action_encoder(candidates.to(dtype))                    # [C, H, Dp]
         self.cand_actions = acts
         # shared frames 0..T-2: [E, T-1, L, Dp]; frame T-1 onwards: one [C, L, Dp] each
-        self.shared = torch.cat([p.action_encoder(past_actions.to(dtype))[:, :, None],
-                                 emb[:, :-1]], dim=2)
-        self.frames = [torch.cat([acts[:, :1], emb[episode, -1]], dim=1)]
+        self.shared = p.join([p.action_encoder(past_actions.to(dtype)), st[:, :-1]],
+                             lat[:, :-1])
+        self.frames = [p.join([acts[:, 0], st[episode, -1]], lat[episode, -1])]
         self.state_dtype = states.dtype
 
     def _per_candidate(self, x: torch.Tensor) -> torch.Tensor:
@@ -226,9 +225,8 @@ class _Chunk:
         """Embed the imagined frame ``latent [C, N, D]`` (state ``[C, S]``) with action
         ``k``."""
         p = self.p
-        self.frames.append(torch.cat([self.cand_actions[:, k:k + 1],
-                                      p.state_encoder(state)[:, None],
-                                      p.predictor_embed(latent)], dim=1))
+        self.frames.append(p.join([self.cand_actions[:, k], p.state_encoder(state)],
+                                  p.predictor_embed(latent)))
 
     def step(self, window: int):
         """The prediction of the frame after the newest: ``([C, N, D], [C, S] | None)``."""
@@ -352,18 +350,18 @@ def imagine_chunk_cached(model, z: torch.Tensor, past_actions: torch.Tensor,
     dtype = z.dtype
     (cos, sin, mask), folded = shared_tables or cached_tables(model, t, horizon, z.device,
                                                               dtype)
-    emb = torch.cat([p.state_encoder(states)[:, :, None], p.predictor_embed(z)], dim=2)
+    st, lat = p.state_encoder(states), p.predictor_embed(z)             # [E, T, (N,) Dp]
     acts = p.action_encoder(candidates.to(dtype))                       # [C, H, Dp]
     caches = [_KVWindow(window, tokens) for _ in blocks]
     if t > 1 and window > 1:  # history frames 0..T-2 (past actions): once per episode
-        shared = rearrange(torch.cat([p.action_encoder(past_actions.to(dtype))[:, :, None],
-                                      emb[:, :-1]], dim=2), "e f l d -> e (f l) d")
+        shared = rearrange(p.join([p.action_encoder(past_actions.to(dtype)), st[:, :-1]],
+                                  lat[:, :-1]), "e f l d -> e (f l) d")
         m = shared.shape[1]
         seen = slice(max(0, m - (window - 1) * tokens), m)  # what frame T-1 attends to
         for cache, (k, v) in zip(caches, _shared_kv(blocks, shared, (cos[:m], sin[:m],
                                                                      mask[:m, :m])), strict=True):
             cache.add(k[episode, :, seen], v[episode, :, seen])
-    x = torch.cat([acts[:, :1], emb[episode, -1]], dim=1)               # frame T-1: [C, L, Dp]
+    x = p.join([acts[:, 0], st[episode, -1]], lat[episode, -1])         # frame T-1: [C, L, Dp]
     last_state, preds, props = states[episode, -1], [], []
     for k in range(horizon):
         rows = slice((t - 1 + k) * tokens, (t + k) * tokens)
@@ -380,8 +378,7 @@ def imagine_chunk_cached(model, z: torch.Tensor, past_actions: torch.Tensor,
             props.append(model.proprio_head(latent.mean(dim=1)))
             last_state = props[-1].to(states.dtype)
         if k + 1 < horizon:
-            x = torch.cat([acts[:, k + 1:k + 2], p.state_encoder(last_state)[:, None],
-                           p.predictor_embed(latent)], dim=1)
+            x = p.join([acts[:, k + 1], p.state_encoder(last_state)], p.predictor_embed(latent))
     return torch.stack(preds, 1), (torch.stack(props, 1) if props else None)
 
 

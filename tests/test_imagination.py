@@ -129,10 +129,32 @@ def test_non_causal_predictors_take_the_reference_path():
     torch.testing.assert_close(new.latents, old.latents, atol=0, rtol=0)
 
 
-def cached_model(pooled, window: int, depth: int = 2):
+def cached_model(pooled, window: int, depth: int = 2, conditioning: str = "tokens"):
     return tiny_model(pooled, history_length=window, imagination="cached",
                       predictor=ACPredictorConfig(predictor_dim=32, depth=depth, num_heads=2,
-                                                  mlp_hidden_dim=64))
+                                                  mlp_hidden_dim=64, conditioning=conditioning))
+
+
+@pytest.mark.parametrize("pooled", [None, 1])
+@pytest.mark.parametrize("imagination", ["sliding", "cached"])
+def test_added_conditioning_imagines_like_its_reference(pooled, imagination):
+    """Action and proprio embeddings added to the frame tokens (no tokens of their own): a step
+    is N tokens, both fast paths give the reference's numbers, and the actions still matter."""
+    predictor = ACPredictorConfig(predictor_dim=32, depth=2, num_heads=2, mlp_hidden_dim=64,
+                                  conditioning="added")
+    wm = tiny_model(pooled, history_length=3, imagination=imagination, predictor=predictor)
+    assert wm.predictor.num_cond_tokens == 0
+    z, actions, proprio = inputs(wm, b=2, t=3)
+    cands = torch.randn(2, 5, 4, 4, generator=torch.Generator().manual_seed(3))
+    for chunk in (3, 1024):
+        new, old = both(wm, z, cands, proprio, actions[:, :2], chunk_size=chunk)
+        torch.testing.assert_close(new.latents, old.latents, **TOL)
+        torch.testing.assert_close(new.proprio, old.proprio, **TOL)
+    with torch.no_grad():
+        other = wm.rollout(z, cands + 1.0, proprio, history_actions=actions[:, :2])
+    assert (other - new.latents).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="conditioning must be one of"):
+        tiny_model(1, predictor=ACPredictorConfig(conditioning="concat"))
 
 
 @pytest.mark.parametrize("pooled", [None, 1, 2])

@@ -43,6 +43,10 @@ def step_positions(
     return rearrange(torch.cat([cond, patch], dim=1), "t n c -> (t n) c").float()
 
 
+#: How a step's conditioning enters the predictor (``ACPredictor.conditioning``).
+CONDITIONINGS = ("tokens", "added")
+
+
 class ACPredictor(nn.Module):
     """Action-conditioned predictor of V-JEPA 2-AC.
 
@@ -63,6 +67,10 @@ class ACPredictor(nn.Module):
         attention_window: frame-causal only: a step's tokens see the last ``attention_window``
             steps (their own included) instead of all earlier ones; None: all.
         use_activation_checkpointing: recompute blocks in backward.
+        conditioning: ``"tokens"`` (V-JEPA 2-AC, official checkpoints): the action, state (and
+            extrinsics) embeddings are tokens of their own before the frame's patch tokens;
+            ``"added"``: they are added to every patch token of the step instead (as extra input
+            channels would be, DINO-WM style), so a step is ``N`` tokens, not ``C + N``.
     """
 
     def __init__(
@@ -85,8 +93,12 @@ class ACPredictor(nn.Module):
         norm_eps: float = 1e-6,
         use_activation_checkpointing: bool = False,
         attention_window: int | None = None,
+        conditioning: str = "tokens",
     ) -> None:
         super().__init__()
+        if conditioning not in CONDITIONINGS:
+            raise ValueError(f"conditioning must be one of {CONDITIONINGS}, got {conditioning!r}")
+        self.conditioning = conditioning
         if attention_window is not None and (attention_window < 1 or not is_frame_causal):
             raise ValueError(f"attention_window must be None or >= 1 with is_frame_causal, got "
                              f"{attention_window} (is_frame_causal={is_frame_causal})")
@@ -121,7 +133,17 @@ class ACPredictor(nn.Module):
 
     @property
     def num_cond_tokens(self) -> int:
+        if self.conditioning == "added":
+            return 0
         return 3 if self.use_extrinsics else 2
+
+    def join(self, cond: list[torch.Tensor], patches: torch.Tensor) -> torch.Tensor:
+        """A step's predictor tokens ``[..., C + N, Dp]`` from its embedded conditioning (each
+        ``[..., Dp]``: action, state, extrinsics) and embedded patch tokens ``[..., N, Dp]``:
+        concatenated, or added to every patch token (``conditioning="added"``, ``C = 0``)."""
+        if self.conditioning == "added":
+            return patches + sum(cond).unsqueeze(-2)
+        return torch.cat([torch.stack(cond, dim=-2), patches], dim=-2)
 
     def _check_cond(self, name: str, value: torch.Tensor, b: int, t: int, dim: int) -> None:
         if value.dim() != 3 or tuple(value.shape) != (b, t, dim):
@@ -170,8 +192,7 @@ class ACPredictor(nn.Module):
             cond.append(self.extrinsics_encoder(extrinsics))
 
         x = rearrange(self.predictor_embed(frame_tokens), "b (t n) d -> b t n d", t=t)
-        x = torch.cat([torch.stack(cond, dim=2), x], dim=2)  # [B, T, C + N, Dp]
-        x = rearrange(x, "b t n d -> b (t n) d")
+        x = rearrange(self.join(cond, x), "b t n d -> b (t n) d")  # [B, T (C + N), Dp]
 
         c = self.num_cond_tokens
         positions = step_positions(t, c, *self.grid_hw, device=x.device)

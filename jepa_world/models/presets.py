@@ -90,6 +90,7 @@ class ACPredictorConfig:
     norm_eps: float = 1e-6
     use_activation_checkpointing: bool = False
     attention_window: int | None = None
+    conditioning: str = "tokens"
 
 
 @dataclass

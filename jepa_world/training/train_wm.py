@@ -145,7 +145,8 @@ def build_world_model(cfg: WMTrainConfig, enc_cfg: EncoderConfig, action_dim: in
     predictor = ACPredictorConfig(predictor_dim=m.predictor_dim, depth=m.depth,
                                   num_heads=m.num_heads,
                                   mlp_hidden_dim=int(m.predictor_dim * m.mlp_ratio),
-                                  tubelet_size=enc_cfg.tubelet_size)
+                                  tubelet_size=enc_cfg.tubelet_size,
+                                  conditioning=m.conditioning)
     wm_cfg = WorldModelConfig(encoder=enc_cfg, predictor=predictor, pooler=pooler,
                               action_dim=action_dim,
                               proprio_dim=proprio_dim if m.use_proprio else 0,

@@ -12,6 +12,7 @@ from typing import Optional
 
 from jepa_world.config import EnvConfig, check, check_choice
 from jepa_world.devices import PRECISIONS
+from jepa_world.models.ac_predictor import CONDITIONINGS
 from jepa_world.models.pooling import POOLER_KINDS
 from jepa_world.training.pretrain_config import RESUME_MODES
 from jepa_world.world_model_config import COST_KINDS, IMAGINATIONS
@@ -56,9 +57,14 @@ class WMModelConfig:
     #: ``sliding`` or ``cached`` (the predictor attends to the last ``history`` frames, so
     #: rollouts keep a key / value cache: ``WorldModelConfig.imagination``)
     imagination: str = "sliding"
+    #: ``tokens`` (action and proprio tokens of their own, V-JEPA 2-AC) or ``added`` (their
+    #: embeddings added to the frame's latent tokens: fewer tokens to imagine):
+    #: ``ACPredictor.conditioning``
+    conditioning: str = "tokens"
 
     def __post_init__(self) -> None:
         check_choice(self.imagination, IMAGINATIONS, "model.imagination")
+        check_choice(self.conditioning, CONDITIONINGS, "model.conditioning")
         check(self.pooler_tokens >= 0, "model.pooler_tokens", f"must be >= 0, got "
               f"{self.pooler_tokens}")
         check_choice(self.pooler, POOLER_KINDS, "model.pooler")
