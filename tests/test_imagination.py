@@ -13,8 +13,10 @@ from torch import nn
 
 from jepa_world.imagination import (
     CPU_BATCH,
+    _attention,
     _folded_qkv,
     _qkv,
+    cached_tables,
     compute_batch,
     supports_fast_rollout,
     window_tables,
@@ -171,6 +173,35 @@ def test_cached_rollout_equals_the_predictor_on_the_growing_sequence(pooled, t, 
     with torch.no_grad():  # the reference is `predict` on every frame so far, one at a time
         want = step_by_step(wm, z, proprio, actions[:, :t - 1], cands[:, :2], window=100)
     torch.testing.assert_close(new.latents[:, :2], want, **TOL)
+
+
+@pytest.mark.parametrize("queries,keys", [(1, 1), (1, 2), (1, 3), (2, 3), (4, 4)])
+def test_attention_equals_sdpa(queries, keys):
+    """The broadcast one-query attention (and SDPA for more queries) gives SDPA's numbers."""
+    g = torch.Generator().manual_seed(queries * 10 + keys)
+    q, k, v = (torch.randn(5, 2, n, 8, generator=g) for n in (queries, keys, keys))
+    torch.testing.assert_close(_attention(q, k, v), F.scaled_dot_product_attention(q, k, v),
+                               **TOL)
+
+
+def test_folded_weights_are_reused_only_while_the_weights_are_unchanged():
+    """A planner's rollouts share one fold; an in-place weight change or a new shape folds
+    anew (and the rollout then uses the new weights); under autograd nothing is memoised."""
+    wm = cached_model(1, 3)
+    z, actions, proprio = inputs(wm, b=1, t=2)
+    cands = torch.randn(1, 4, 3, 4, generator=torch.Generator().manual_seed(0))
+    args = (wm, 2, 3, torch.device("cpu"), torch.float32)
+    with torch.no_grad():
+        first = cached_tables(*args)[1]
+        assert cached_tables(*args)[1] is first
+        assert cached_tables(wm, 2, 4, *args[3:])[1] is not first
+        wm.predictor.predictor_blocks[0].attn.qkv.weight.mul_(1.5)
+        changed = cached_tables(*args)[1]
+        assert changed is not first
+        new, old = both(wm, z, cands, proprio, actions[:, :1])
+    torch.testing.assert_close(new.latents, old.latents, **TOL)
+    with torch.enable_grad():
+        assert cached_tables(*args)[1] is not cached_tables(*args)[1]
 
 
 def test_cached_models_differ_from_sliding_ones_and_see_only_their_window():
