@@ -23,6 +23,9 @@ def test_shipped_model_fits_the_default_plan_command():
     assert cfg.env_id == "jepa_world/Reach-v0" and cfg.image_size in (64, (64, 64))
     assert cfg.frameskip == EvalProtocol.action_repeat and cfg.action_dim == 2
     assert model.tokens_per_frame == 1  # compact latent: plans in about a second on a CPU
+    # what the default command's speed rests on: a key / value cache across imagined steps and
+    # one token an imagined frame (README, *Planning speed*)
+    assert cfg.imagination == "cached" and model.predictor.num_cond_tokens == 0
 
 
 def test_shipped_model_reads_the_arm_pose_from_pixels():
