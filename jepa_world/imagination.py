@@ -332,22 +332,21 @@ def _weights_key(blocks) -> tuple:
 def cached_tables(model, t: int, horizon: int, device: torch.device, dtype: torch.dtype):
     """What every chunk of one cached rollout of ``t`` history frames and ``horizon`` steps
     shares: the :func:`window_tables` and the RoPE-folded qkv weights (:func:`_folded_qkv`,
-    ~4 ms). Without gradients the folded weights are kept on the predictor for the next
-    rollout of the same shape (a planner's 30 iterations fold once) until any qkv weight
-    changes; with gradients they are folded anew (they belong to that step's graph)."""
+    ~4 ms). Without gradients both are kept on the predictor for the next rollout of the same
+    shape (a planner's 30 iterations build them once) until any qkv weight changes; with
+    gradients they are built anew (the folded weights belong to that step's graph)."""
     p: ACPredictor = model.predictor
+    key = (t, horizon, device, dtype, _weights_key(p.predictor_blocks))
+    memo = getattr(p, "_tables_memo", None)
+    if memo is not None and memo[0] == key and not torch.is_grad_enabled():
+        return memo[1]
     tables = window_tables(t + horizon - 1, p.num_cond_tokens, p.grid_hw, p.num_heads,
                            p.predictor_dim // p.num_heads, device, dtype, p.attention_window)
     tokens = p.num_cond_tokens + p.tokens_per_frame
-    frames = range(t - 1, t - 1 + horizon)
-    if torch.is_grad_enabled():
-        return tables, _folded_qkv(p.predictor_blocks, *tables[:2], tokens, frames)
-    key = (t, horizon, device, dtype, _weights_key(p.predictor_blocks))
-    memo = getattr(p, "_folded_memo", None)
-    if memo is None or memo[0] != key:
-        memo = (key, _folded_qkv(p.predictor_blocks, *tables[:2], tokens, frames))
-        p._folded_memo = memo
-    return tables, memo[1]
+    folded = _folded_qkv(p.predictor_blocks, *tables[:2], tokens, range(t - 1, t - 1 + horizon))
+    if not torch.is_grad_enabled():
+        p._tables_memo = (key, (tables, folded))
+    return tables, folded
 
 
 def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
