@@ -31,6 +31,7 @@ import torch
 from bench.common import table
 from jepa_world.checkpoints.decoder import load_decoder
 from jepa_world.data.windows import split_episodes
+from jepa_world.errors import main_reporting_user_errors
 from jepa_world.image_metrics import psnr, ssim
 from jepa_world.training.decoder_data import encode_latents, imagine, load_frames
 from jepa_world.world_model import WorldModel
@@ -162,4 +163,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main_reporting_user_errors(main)

@@ -39,6 +39,7 @@ import time
 import torch
 
 from bench.common import table
+from jepa_world.errors import main_reporting_user_errors
 from jepa_world.models.pooling import PoolerConfig
 from jepa_world.models.presets import ACPredictorConfig, EncoderConfig
 from jepa_world.world_model import WorldModel, WorldModelConfig
@@ -276,4 +277,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main_reporting_user_errors(main)

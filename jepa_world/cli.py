@@ -27,11 +27,10 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from jepa_world.errors import ConfigError, JepaWorldError
+from jepa_world.errors import EXIT_USER_ERROR, ConfigError, JepaWorldError
 
 T = TypeVar("T")
 CONFIG_PATH = "pkg://jepa_world.configs"
-EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 #: Output folders named by ``hydra.run.dir=`` and whether they existed before the command ran
 #: (a rejected run removes only a folder it created); filled by :func:`run`.
