@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 NO_DECAY_KEY = "no_weight_decay"
+LR_SCALE_KEY = "lr_scale"  #: a parameter group's learning rate relative to the schedule's
 
 
 def _check_steps(step: int, total_steps: int, warmup_steps: int = 0) -> None:
@@ -101,12 +102,14 @@ def ema_update_(
     torch._foreach_add_(targets, sources, alpha=1.0 - momentum)
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+def param_groups(model: nn.Module, weight_decay: float, lr_scale: float = 1.0) -> list[dict]:
     """AdamW parameter groups: decay on weight matrices, none on biases and 1-D parameters.
 
     Args:
         model: the module to optimise; frozen parameters (``requires_grad=False``) are skipped.
         weight_decay: initial weight decay of the decayed group.
+        lr_scale: other than 1, both groups carry it (``LR_SCALE_KEY``): :func:`set_lr_` gives
+            them that fraction of the scheduled learning rate.
 
     Returns:
         ``[{"params": decayed, "weight_decay": weight_decay},
@@ -120,6 +123,9 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
         (exempt if name.endswith("bias") or param.dim() <= 1 else decay).append(param)
     groups = [{"params": decay, "weight_decay": weight_decay},
               {"params": exempt, "weight_decay": 0.0, NO_DECAY_KEY: True}]
+    if lr_scale != 1.0:
+        for group in groups:
+            group[LR_SCALE_KEY] = lr_scale
     return [g for g in groups if g["params"]]
 
 
@@ -131,12 +137,14 @@ def set_weight_decay_(optimizer: torch.optim.Optimizer, weight_decay: float) -> 
 
 
 def set_lr_(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """Set the learning rate of every parameter group."""
+    """Set the learning rate of every parameter group: ``lr`` times the group's ``lr_scale``
+    (1 when it has none)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get(LR_SCALE_KEY, 1.0)
 
 
 __all__ = [
+    "LR_SCALE_KEY",
     "NO_DECAY_KEY",
     "cosine_weight_decay",
     "ema_momentum",

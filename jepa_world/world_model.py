@@ -73,7 +73,8 @@ def _shape(x: torch.Tensor) -> list[int]:
 
 
 class WorldModel(nn.Module):
-    """Frozen encoder, optional attentive pooler, AC predictor, optional proprio head.
+    """Encoder (frozen, or fine-tuned by ``train_wm``), optional pooler, AC predictor, optional
+    proprio head.
 
     Shapes: ``B`` episodes, ``T`` frames, ``N`` tokens a frame, ``D`` encoder width, ``A'``
     step action width (``frameskip * action_dim``), ``P`` proprio size, ``S`` candidates,
@@ -87,9 +88,8 @@ class WorldModel(nn.Module):
         self.encoder = build_encoder(config.encoder)
         self.encoder.requires_grad_(False)
         self.encoder.eval()
-        h, w = as_pair(config.image_size)
-        patches = (h // config.encoder.patch_size) * (w // config.encoder.patch_size)
-        self.pooler = (build_pooler(config.encoder.embed_dim, patches, config.pooler)
+        self.pooler = (build_pooler(config.encoder.embed_dim, config.patches_per_frame,
+                                    config.pooler)
                        if config.pooler is not None else None)
         self.predictor: ACPredictor = build_predictor(config.predictor)
         self.proprio_head = _proprio_head(config) if config.proprio_head else None
@@ -218,14 +218,16 @@ class WorldModel(nn.Module):
         latents = self.encode(flat.to(self.pixel_mean.device))[0]
         return latents.reshape(*lead, *latents.shape[-2:])
 
-    def encode_patches(self, frames: torch.Tensor) -> torch.Tensor:
-        """Frozen-encoder patch tokens of each frame, layer-normed without affine parameters.
+    def encode_patches(self, frames: torch.Tensor, grad: bool = False) -> torch.Tensor:
+        """Encoder patch tokens of each frame, layer-normed without affine parameters.
 
         Args:
             frames: ``[B, T, 3, H, W]`` as in :meth:`encode`.
+            grad: record gradients through the encoder (``train_wm`` with ``encoder.lr_scale``
+                > 0 fine-tunes it); by default it runs frozen, without them.
 
         Returns:
-            ``[B, T, H' W', D]`` (no gradients).
+            ``[B, T, H' W', D]``.
         """
         h, w = as_pair(self.config.image_size)
         if frames.dim() != 5 or tuple(frames.shape[2:]) != (3, h, w):
@@ -235,7 +237,7 @@ class WorldModel(nn.Module):
         if self.config.input_norm == "imagenet":
             x = (x - self.pixel_mean) / self.pixel_std
         t = frames.shape[1]
-        with torch.no_grad():
+        with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
             tokens = self.encoder.encode_frames(rearrange(x, "b t c h w -> b c t h w"))
             tokens = F.layer_norm(tokens, (self.latent_dim,))
         return rearrange(tokens, "b (t n) d -> b t n d", t=t)

@@ -104,8 +104,11 @@ class WorldModelConfig:
     @property
     def tokens_per_frame(self) -> int:
         """``N``: pooled tokens ``K``, or patch tokens ``H' W'``."""
-        if self.pooler is not None:
-            return self.pooler.num_tokens
+        return self.pooler.num_tokens if self.pooler is not None else self.patches_per_frame
+
+    @property
+    def patches_per_frame(self) -> int:
+        """``H' W'``: the encoder's patch tokens of one frame."""
         h, w = as_pair(self.image_size)
         return (h // self.encoder.patch_size) * (w // self.encoder.patch_size)
 

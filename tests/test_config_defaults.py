@@ -11,6 +11,7 @@ import pytest
 from hydra import compose, initialize_config_module
 
 from jepa_world.cli import group_options, to_dataclass
+from jepa_world.models.conv_encoder import ConvEncoder
 from jepa_world.models.encoder import VideoViT
 from jepa_world.models.presets import PRESETS, EncoderConfig
 from jepa_world.training.pretrain_config import ModelConfig
@@ -74,5 +75,11 @@ def test_tiny_architecture_has_one_source():
     assert ModelConfig().predictor_config() == tiny.predictor
     # the module's keyword defaults are its config's (which the tiny preset starts from)
     params = inspect.signature(VideoViT).parameters
+    conv = inspect.signature(ConvEncoder).parameters
     for field in dataclasses.fields(EncoderConfig):
+        if field.name == "kind":
+            continue
+        if field.name == "conv_channels":  # the conv encoder's own field
+            assert conv["channels"].default == field.default
+            continue
         assert params[field.name].default == field.default, field.name

@@ -9,6 +9,7 @@ import torch
 
 from jepa_world.models import (
     ACPredictor,
+    EncoderConfig,
     MaskedPredictor,
     VideoViT,
     build_encoder,
@@ -145,6 +146,32 @@ def test_encoder_shape_errors():
         enc(video(), masks=torch.zeros(3, 2, dtype=torch.long))
     with pytest.raises(TypeError, match="integer"):
         enc(video(), masks=torch.zeros(2, 2))
+
+
+def test_conv_encoder_tokens_are_the_patch_grid_of_each_frame():
+    """A token per ``patch_size`` cell, rows then columns, built by ``build_encoder``; a
+    convolution only sees its neighbourhood, so changing the bottom-right corner of a frame
+    leaves the top-left token alone and changes the bottom-right one."""
+    torch.manual_seed(0)
+    enc = build_encoder(EncoderConfig(kind="conv", img_size=32, embed_dim=16,
+                                      conv_channels=(8, 8, 8)))
+    clip = video(1, 3)
+    with torch.no_grad():
+        tokens = enc.encode_frames(clip)
+        assert tokens.shape == (1, 3 * 16, 16)
+        torch.testing.assert_close(tokens[:, 16:32], enc(clip[:, :, 1]))
+        frame = clip[:, :, 0].clone()
+        frame[..., 24:, 24:] += 10.0
+        moved = enc(frame) - enc(clip[:, :, 0])
+    assert moved[0, 0].abs().max() < 1e-6 and moved[0, 15].abs().max() > 1e-4
+    with pytest.raises(ValueError, match="power of two"):
+        build_encoder(EncoderConfig(kind="conv", patch_size=6))
+    with pytest.raises(ValueError, match="not divisible"):
+        build_encoder(EncoderConfig(kind="conv", img_size=36))
+    with pytest.raises(ValueError, match=r"frames \[B, 3, H, W\]"):
+        enc(torch.randn(1, 1, 32, 32))
+    with pytest.raises(ValueError, match="kind"):
+        EncoderConfig(kind="resnet")
 
 
 # --------------------------------------------------------------------------- predictor

@@ -18,6 +18,7 @@ from jepa_world.config import EnvConfig
 from jepa_world.data.collection import collect
 from jepa_world.data.windows import WindowDataset, split_episodes
 from jepa_world.errors import ConfigError
+from jepa_world.models.conv_encoder import ConvEncoder
 from jepa_world.models.presets import EncoderConfig, build_encoder
 from jepa_world.probes.runner import probe_state
 from jepa_world.training.train_wm import train_world_model
@@ -178,6 +179,64 @@ def test_resume_reproduces_the_uninterrupted_run(tiny_dataset, encoder_dir, tmp_
                                       batch_size=4))
 
 
+def test_fine_tuned_encoder_learns_from_frames_and_resumes_exactly(tiny_dataset, encoder_dir,
+                                                                   tmp_path):
+    """``encoder.lr_scale`` > 0: the encoder trains too, at that fraction of the learning rate,
+    on frames encoded at every step (no feature cache); the saved model holds the tuned encoder,
+    and a resumed run reproduces the losses."""
+    def config(run, **kw):
+        cfg = tiny_config(tiny_dataset, encoder_dir, tmp_path / run, **kw)
+        cfg.encoder = EncoderSource(path=str(encoder_dir), lr_scale=0.5)
+        return cfg
+
+    full = train_world_model(config("a", steps=20))
+    first, last = sum(full.losses[:5]) / 5, sum(full.losses[-5:]) / 5
+    assert last < 0.8 * first, (first, last)
+    original = load_pretrained(encoder_dir).encoder.state_dict()
+    tuned = WorldModel.from_pretrained(tmp_path / "a" / "world_model")
+    changed = [k for k, v in original.items() if not torch.equal(tuned.encoder.state_dict()[k], v)]
+    assert len(changed) == len(original), sorted(set(original) - set(changed))
+    assert not any(p.requires_grad for p in tuned.encoder.parameters())  # loaded: frozen again
+    state = read_state(latest_checkpoint(tmp_path / "a"))
+    lrs = sorted({g["lr"] for g in state["optimizer"]["param_groups"]})
+    assert len(lrs) == 2 and lrs[0] == pytest.approx(0.5 * lrs[1])
+
+    def crash(step, loss):
+        if step == 13:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_world_model(config("b", steps=20), callback=crash)
+    resumed = train_world_model(config("b", steps=20))
+    assert resumed.losses == full.losses[10:]
+    b = WorldModel.from_pretrained(tmp_path / "b" / "world_model").state_dict()
+    assert all(torch.equal(tuned.state_dict()[k], b[k]) for k in b)
+
+
+def test_conv_encoder_is_trained_from_scratch_with_the_world_model(tiny_dataset, encoder_dir,
+                                                                    tmp_path):
+    """``encoder.kind=conv``: a conv encoder, randomly initialised under the run's seed, learns
+    with the world model; the saved model rebuilds it and encodes frames to its latents."""
+    def config(run, seed=0):
+        cfg = tiny_config(tiny_dataset, encoder_dir, tmp_path / run, steps=30, seed=seed)
+        cfg.encoder = EncoderSource(kind="conv", lr_scale=1.0)
+        return cfg
+
+    result = train_world_model(config("a"))
+    first, last = sum(result.losses[:5]) / 5, sum(result.losses[-5:]) / 5
+    assert last < 0.8 * first, (first, last)
+    model = WorldModel.from_pretrained(tmp_path / "a" / "world_model")
+    assert isinstance(model.encoder, ConvEncoder) and model.config.encoder.kind == "conv"
+    frames = torch.randint(0, 255, (1, 3, 3, 32, 32), dtype=torch.uint8)
+    assert model.encode(frames).shape == (1, 3, 1, model.latent_dim)
+    again = WorldModel.from_pretrained(train_world_model(config("b")).run_dir / "world_model")
+    other = WorldModel.from_pretrained(train_world_model(config("c", seed=1)).run_dir /
+                                       "world_model")
+    key = "encoder.net.0.weight"
+    assert torch.equal(model.state_dict()[key], again.state_dict()[key])
+    assert not torch.equal(model.state_dict()[key], other.state_dict()[key])
+
+
 @pytest.mark.parametrize("build, field", [
     (lambda: WMLossConfig(kind="huber"), "loss.kind"),
     (lambda: WMModelConfig(predictor_dim=30, num_heads=4), "model.predictor_dim"),
@@ -186,6 +245,10 @@ def test_resume_reproduces_the_uninterrupted_run(tiny_dataset, encoder_dir, tmp_
     (lambda: WMTrainConfig(model=WMModelConfig(use_proprio=False)), "loss.proprio_weight"),
     (lambda: WMTrainConfig(loss=WMLossConfig(goal_weight=1.0)), "loss.goal_weight"),
     (lambda: WMModelConfig(imagination="kv"), "model.imagination"),
+    (lambda: EncoderSource(lr_scale=-1.0), "encoder.lr_scale"),
+    (lambda: EncoderSource(kind="cnn"), "encoder.kind"),
+    (lambda: EncoderSource(kind="conv"), "encoder.lr_scale"),
+    (lambda: EncoderSource(kind="conv", lr_scale=1.0, path="runs/x"), "encoder.path"),
 ])
 def test_config_errors_name_the_field(build, field):
     with pytest.raises(ConfigError, match=f"^{field}: "):

@@ -26,11 +26,17 @@ from typing import Any
 
 from torch import nn
 
+ENCODER_KINDS = ("vit", "conv")
+
 
 @dataclass
 class EncoderConfig:
-    """Arguments of :class:`~jepa_world.models.encoder.VideoViT`."""
+    """Arguments of :class:`~jepa_world.models.encoder.VideoViT` (``kind="vit"``), or with
+    ``kind="conv"`` of a world model's :class:`~jepa_world.models.conv_encoder.ConvEncoder`:
+    ``img_size``, ``patch_size``, ``in_chans``, ``embed_dim`` and ``conv_channels`` (the
+    transformer fields are not used)."""
 
+    kind: str = "vit"
     img_size: int | tuple[int, int] = 64
     patch_size: int = 8
     num_frames: int = 8
@@ -45,6 +51,13 @@ class EncoderConfig:
     uniform_power: bool = False
     norm_eps: float = 1e-6
     use_activation_checkpointing: bool = False
+    conv_channels: tuple[int, ...] = (32, 64, 128)  #: ``kind="conv"``: the stride-2 stages
+
+    def __post_init__(self) -> None:
+        if self.kind not in ENCODER_KINDS:
+            raise ValueError(f"EncoderConfig.kind must be one of {ENCODER_KINDS}, got "
+                             f"{self.kind!r}")
+        self.conv_channels = tuple(int(c) for c in self.conv_channels)
 
 
 @dataclass
@@ -181,10 +194,17 @@ def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
 
 
 def build_encoder(cfg: EncoderConfig) -> nn.Module:
-    """Instantiate a :class:`VideoViT` from its config."""
+    """Instantiate a :class:`VideoViT` (or, ``kind="conv"``, a :class:`ConvEncoder`) from its
+    config."""
+    from jepa_world.models.conv_encoder import ConvEncoder
     from jepa_world.models.encoder import VideoViT
 
-    return VideoViT(**dataclasses.asdict(cfg))
+    if cfg.kind == "conv":
+        return ConvEncoder(cfg.img_size, cfg.patch_size, cfg.in_chans, cfg.embed_dim,
+                           cfg.conv_channels)
+    kwargs = dataclasses.asdict(cfg)
+    del kwargs["kind"], kwargs["conv_channels"]
+    return VideoViT(**kwargs)
 
 
 def build_predictor(cfg: PredictorConfig | ACPredictorConfig) -> nn.Module:

@@ -2,7 +2,9 @@
 encoder, by teacher forcing and multi-step rollout in latent space.
 
 Per step, ``B`` windows of ``W = history + rollout_steps`` frames (``frameskip`` env steps apart)
-are drawn from the cached encoder features (:mod:`jepa_world.training.wm_data`):
+are drawn from the cached encoder features (:mod:`jepa_world.training.wm_data`), or with
+``encoder.lr_scale`` > 0 from the frames themselves, which the encoder, fine-tuned through every
+loss below at that fraction of the learning rate, encodes at each step:
 
 * teacher forcing: predict every next frame from the true frames before it;
 * rollout: from the first ``history`` frames, predict ``rollout_steps`` frames autoregressively
@@ -36,7 +38,12 @@ from jepa_world.checkpoints.runs import follow_latest, latest_checkpoint, read_s
 from jepa_world.data.windows import split_episodes
 from jepa_world.errors import ConfigError
 from jepa_world.models.pooling import PoolerConfig
-from jepa_world.models.presets import ACPredictorConfig, EncoderConfig, config_from_dict
+from jepa_world.models.presets import (
+    ACPredictorConfig,
+    EncoderConfig,
+    build_encoder,
+    config_from_dict,
+)
 from jepa_world.schedules import param_groups, set_lr_
 from jepa_world.training import distributed as du
 from jepa_world.training.harness import (
@@ -78,8 +85,11 @@ class WMTrainResult:
 
 
 def resolve_encoder(cfg: WMTrainConfig, info: du.DistInfo) -> tuple[EncoderConfig, dict, str]:
-    """The frozen encoder's config, weights and a description (pretraining it if needed)."""
+    """The encoder's config, weights and a description (pretraining it if needed)."""
     src = cfg.encoder
+    if src.kind == "conv":  # random init under the run's seed (seed_all)
+        enc_cfg = EncoderConfig(kind="conv", img_size=cfg.env.image_size)
+        return enc_cfg, build_encoder(enc_cfg).state_dict(), "a conv encoder (from scratch)"
     path = Path(src.path) if src.path else None
     if path is None:
         root = Path(src.pretrain_dir)
@@ -179,7 +189,8 @@ def _step_generator(seed: int, step: int, rank: int) -> torch.Generator:
 
 @dataclass
 class Prepared:
-    """The world model on its frozen encoder, and the encoded train / held-out episodes."""
+    """The world model on its encoder, and the train / held-out episodes: encoded by the frozen
+    encoder, or (fine-tuning it) their frames."""
 
     model: WorldModel
     train: object  #: :class:`~jepa_world.training.wm_data.EncodedEpisodes` of this rank
@@ -210,11 +221,14 @@ def prepare(cfg: WMTrainConfig, info: du.DistInfo) -> Prepared:
     model.to(device)
 
     def encode(frames: torch.Tensor) -> torch.Tensor:  # [F, 3, H, W] uint8 -> [F, N0, D]
+        if cfg.encoder.finetune:
+            return frames  # kept as uint8 frames: the objective encodes them at every step
         return model.encode_patches(frames.to(device)[None])[0].cpu()
 
     fingerprint = encoder_fingerprint(model.encoder, cfg.env.image_size,
                                       model.config.input_norm)
-    cache = root / "features" if cfg.data.cache_features else None
+    cache = root / "features" if cfg.data.cache_features and not cfg.encoder.finetune else None
+    model.encoder.requires_grad_(cfg.encoder.finetune)
     train = cached_encode_episodes(root, train_ids[info.rank::info.world_size], encode,
                                    fingerprint, cache, cfg.data.encode_batch,
                                    cfg.progress and info.is_main)
@@ -275,7 +289,9 @@ def _run(cfg: WMTrainConfig, info: du.DistInfo, started: float, callback) -> WMT
         nn.ModuleDict({"pooler": model.pooler or nn.Identity(), "predictor": model.predictor,
                        "proprio_head": model.proprio_head or nn.Identity(),
                        "goal_head": objective.goal_head or nn.Identity()}),
-        cfg.optim.weight_decay), lr=cfg.optim.start_lr)
+        cfg.optim.weight_decay) + param_groups(model.encoder, cfg.optim.weight_decay,
+                                               cfg.encoder.lr_scale),
+        lr=cfg.optim.start_lr)
     folder = resume_folder(cfg.resume, run_dir)
     start = _resume(folder, cfg, objective, optimizer, info) if folder is not None else 0
     forward = wrap_ddp(objective, info)
@@ -293,10 +309,10 @@ def _run(cfg: WMTrainConfig, info: du.DistInfo, started: float, callback) -> WMT
             set_lr_(optimizer, lr)
             batch = draw(train, cfg, _step_generator(cfg.seed, step, info.rank),
                          objective.goal_head)
-            patches, actions, proprio, goal = (None if t is None else
-                                               t.to(device, non_blocking=True) for t in batch)
+            inputs, actions, proprio, goal = (None if t is None else
+                                              t.to(device, non_blocking=True) for t in batch)
             with amp:
-                loss, parts = forward(patches, actions, proprio, goal)
+                loss, parts = forward(inputs, actions, proprio, goal)
             stats = du.all_reduce_mean(torch.cat([loss.detach().float()[None], parts.float()]),
                                        info)
             grad_norm = stepper.step(loss, float(stats[0]), step, lr)
@@ -305,8 +321,8 @@ def _run(cfg: WMTrainConfig, info: du.DistInfo, started: float, callback) -> WMT
             tick = now
             result.losses.append(float(stats[0]))
             if due(done, cfg.log_interval, cfg.steps):
-                logger.scalars(done, _metrics(model, stats, lr, grad_norm, windows_per_s, patches,
-                                                 goal is not None))
+                logger.scalars(done, _metrics(objective, stats, lr, grad_norm, windows_per_s,
+                                              inputs, goal is not None))
             if val is not None and info.is_main and due(done, cfg.eval_interval, cfg.steps):
                 result.val = evaluate(objective, val, cfg, device)
                 logger.scalars(done, result.val)
@@ -326,23 +342,26 @@ def _run(cfg: WMTrainConfig, info: du.DistInfo, started: float, callback) -> WMT
     return result
 
 
-def _metrics(model: WorldModel, stats: torch.Tensor, lr: float, grad_norm: float,
-             windows_per_s: float, patches: torch.Tensor, goal: bool) -> dict[str, float]:
+def _metrics(objective: WorldModelLoss, stats: torch.Tensor, lr: float, grad_norm: float,
+             windows_per_s: float, inputs: torch.Tensor, goal: bool) -> dict[str, float]:
     metrics = {"loss/total": float(stats[0]), "optim/lr": lr, "optim/grad_norm": grad_norm,
                "perf/windows_per_s": windows_per_s}
     metrics.update({f"loss/{n}": v for n, v in zip(LOSS_NAMES, stats[1:].tolist(), strict=True)
                     if n != "goal" or goal})
     with torch.no_grad():
-        metrics["collapse/latent_std"] = float(feature_std(model.pool(patches[:8])))
+        metrics["collapse/latent_std"] = float(feature_std(objective.latents(inputs[:8])))
     return metrics
 
 
 def _banner(cfg: WMTrainConfig, data: Prepared, trainable: list[nn.Parameter],
             info: du.DistInfo, run_dir: Path, folder: Path | None, step: int) -> str:
     params = sum(p.numel() for p in trainable) / 1e6
-    return (f"train_wm: {params:.2f}M trainable params on frozen {data.encoder}; "
+    encoder = (f"fine-tuning {data.encoder} at {cfg.encoder.lr_scale:g} x the lr"
+               if cfg.encoder.finetune else f"on frozen {data.encoder}")
+    patches = data.model.config.patches_per_frame
+    return (f"train_wm: {params:.2f}M trainable params {encoder}; "
             f"{len(data.train.ids)} train / {data.val_episodes} val episodes "
-            f"({data.train.tokens.shape[2]} tokens a frame -> {data.model.tokens_per_frame}), "
+            f"({patches} tokens a frame -> {data.model.tokens_per_frame}), "
             f"window {cfg.window_frames} frames x frameskip {cfg.model.frameskip}, "
             f"{info.world_size} x {info.device}, run_dir {run_dir}"
             + (f", resuming at step {step}" if folder is not None else ""))

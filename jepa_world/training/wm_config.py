@@ -14,6 +14,7 @@ from jepa_world.config import EnvConfig, check, check_choice
 from jepa_world.devices import PRECISIONS
 from jepa_world.models.ac_predictor import CONDITIONINGS
 from jepa_world.models.pooling import POOLER_KINDS
+from jepa_world.models.presets import ENCODER_KINDS
 from jepa_world.training.pretrain_config import RESUME_MODES
 from jepa_world.world_model_config import COST_KINDS, IMAGINATIONS
 
@@ -35,6 +36,27 @@ class EncoderSource:
     pretrain_dir: str = ""
     pretrain: bool = True  #: train the default encoder when ``pretrain_dir`` has none
     use_target: bool = True  #: the EMA target encoder (V-JEPA's evaluation encoder) if present
+    #: the encoder's learning rate as a fraction of ``optim.lr``. 0: frozen, every frame encoded
+    #: once and cached; > 0: fine-tuned through the world-model losses (frames are encoded at
+    #: every step, with gradients: several times slower on a CPU)
+    lr_scale: float = 0.0
+    #: ``vit``: the V-JEPA encoder above; ``conv``: a small conv encoder
+    #: (:class:`~jepa_world.models.conv_encoder.ConvEncoder`, its sizes the defaults of
+    #: ``EncoderConfig``) trained from scratch with the world model: set ``lr_scale`` > 0
+    kind: str = "vit"
+
+    def __post_init__(self) -> None:
+        check(self.lr_scale >= 0, "encoder.lr_scale", f"must be >= 0, got {self.lr_scale}")
+        check_choice(self.kind, ENCODER_KINDS, "encoder.kind")
+        if self.kind == "conv":
+            check(self.lr_scale > 0, "encoder.lr_scale", "encoder.kind=conv trains the encoder "
+                  "from scratch: give it a learning rate (encoder.lr_scale=1)")
+            check(not self.path, "encoder.path", "encoder.kind=conv has no pretrained weights "
+                  "to load; leave encoder.path empty")
+
+    @property
+    def finetune(self) -> bool:
+        return self.lr_scale > 0
 
 
 @dataclass
@@ -158,7 +180,8 @@ class WMOptimConfig:
 
 @dataclass
 class WMTrainConfig:
-    """``python -m jepa_world.train_wm``: an action-conditioned world model on a frozen encoder.
+    """``python -m jepa_world.train_wm``: an action-conditioned world model on a V-JEPA encoder
+    (frozen unless ``encoder.lr_scale`` > 0).
 
     ``batch_size`` is per process (windows of ``model.history + loss.rollout_steps`` frames).
     """

@@ -29,7 +29,10 @@ from jepa_world.errors import DatasetError
 class EncodedEpisodes:
     """Equal-length episodes: ``tokens [E, L, N, D]`` (float16), ``actions [E, L - 1, A]``,
     ``proprio [E, L, P]``, ``ids [E]`` (dataset episode ids), and optionally ``goal [E, L, G]``:
-    each frame's goal-state targets (:func:`load_goal_states`; push: the block pose)."""
+    each frame's goal-state targets (:func:`load_goal_states`; push: the block pose).
+
+    For an encoder that is fine-tuned (``encoder.lr_scale`` > 0) ``tokens`` holds the frames
+    themselves, ``[E, L, 3, H, W]`` uint8: :meth:`windows` gathers them as they are."""
 
     tokens: torch.Tensor
     actions: torch.Tensor
@@ -48,11 +51,12 @@ class EncodedEpisodes:
     def windows(
         self, episode: torch.Tensor, start: torch.Tensor, window: int, frameskip: int
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Gather windows: ``episode, start [B]`` -> tokens ``[B, W, N, D]`` (float32), step
-        actions ``[B, W - 1, frameskip * A]`` (the env actions between frames, concatenated),
-        proprio ``[B, W, P]``."""
+        """Gather windows: ``episode, start [B]`` -> tokens ``[B, W, N, D]`` (float32; uint8
+        frames stay uint8), step actions ``[B, W - 1, frameskip * A]`` (the env actions between
+        frames, concatenated), proprio ``[B, W, P]``."""
         frames = start[:, None] + torch.arange(window) * frameskip  # [B, W]
-        tokens = self.tokens[episode[:, None], frames].float()
+        tokens = self.tokens[episode[:, None], frames]
+        tokens = tokens.float() if tokens.is_floating_point() else tokens
         steps = start[:, None] + torch.arange((window - 1) * frameskip)  # [B, (W-1) s]
         actions = rearrange(self.actions[episode[:, None], steps], "b (w s) a -> b w (s a)",
                             s=frameskip)
@@ -98,7 +102,8 @@ def encode_episodes(
     Args:
         root: dataset folder (``python -m jepa_world.collect``).
         episodes: episode ids to load (all must have the dataset's ``episode_length``).
-        encode: frozen frame encoder, uint8 ``[F, 3, H, W]`` -> ``[F, N, D]``.
+        encode: frozen frame encoder, uint8 ``[F, 3, H, W]`` -> ``[F, N, D]`` (kept in float16;
+            an ``encode`` that returns uint8, e.g. the frames themselves, is kept as it is).
         batch_frames: frames per ``encode`` call.
         progress: show a tqdm bar.
     """
@@ -124,7 +129,8 @@ def encode_episodes(
             frames = torch.cat(pending)
             with torch.no_grad():
                 out = torch.cat([encode(chunk) for chunk in frames.split(batch_frames)])
-            tokens.extend(out.to(torch.float16).split(length + 1))
+            out = out.to(torch.float16) if out.is_floating_point() else out
+            tokens.extend(out.split(length + 1))
             pending = []
     full.close()
     data.close()

@@ -45,20 +45,29 @@ class GoalHead(nn.Module):
 class WorldModelLoss(nn.Module):
     """The training objective around a :class:`WorldModel` (what DDP wraps).
 
-    ``forward(patches [B, W, N0, D], actions [B, W-1, A'], proprio [B, W, P], goal [B, W, G])``
-    returns the weighted total and the unweighted parts ``[7]`` in :data:`LOSS_NAMES` order;
-    ``goal`` (each frame's goal-state targets) only with ``goal_dim > 0`` (``loss.goal_weight``).
+    ``forward(inputs, actions [B, W-1, A'], proprio [B, W, P], goal [B, W, G])`` returns the
+    weighted total and the unweighted parts ``[7]`` in :data:`LOSS_NAMES` order. ``inputs`` are
+    the frozen encoder's cached patch tokens ``[B, W, N0, D]``, or with ``encoder.lr_scale`` > 0
+    the frames ``[B, W, 3, H, W]`` (uint8), encoded here with gradients. ``goal`` (each frame's
+    goal-state targets) only with ``goal_dim > 0`` (``loss.goal_weight``).
     """
 
     def __init__(self, model: WorldModel, cfg: WMTrainConfig, goal_dim: int = 0) -> None:
         super().__init__()
         self.model, self.loss, self.history = model, cfg.loss, cfg.model.history
+        self.finetune = cfg.encoder.finetune
         self.goal_head = GoalHead(model.tokens_per_frame, model.latent_dim, goal_dim) \
             if goal_dim else None
 
-    def forward(self, patches, actions, proprio, goal=None):
+    def latents(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The batch's latents ``[B, W, K, D]`` (see the class docstring for ``inputs``)."""
+        if self.finetune:
+            return self.model.pool(self.model.encode_patches(inputs, grad=True))
+        return self.model.pool(inputs)
+
+    def forward(self, inputs, actions, proprio, goal=None):
         wm, loss = self.model, self.loss
-        z = wm.pool(patches)  # [B, W, K, D]
+        z = self.latents(inputs)  # [B, W, K, D]
         target = z if loss.target_grad else z.detach()
         prop = proprio if wm.config.proprio_dim else None
         tf = wm.predict(z[:, :-1], actions, None if prop is None else prop[:, :-1])
@@ -93,7 +102,8 @@ class WorldModelLoss(nn.Module):
 
 def draw(episodes: EncodedEpisodes, cfg: WMTrainConfig, generator: torch.Generator,
          goal_head: GoalHead | None) -> tuple:
-    """One batch of training windows: ``(patches, actions, proprio, goal or None)``."""
+    """One batch of training windows: ``(inputs, actions, proprio, goal or None)``, ``inputs``
+    cached patch tokens or frames (:class:`WorldModelLoss`)."""
     window, frameskip = cfg.window_frames, cfg.model.frameskip
     episode, start = episodes.sample_starts(cfg.batch_size, window, frameskip, generator)
     goal = None if goal_head is None else episodes.goal_windows(episode, start, window, frameskip)
@@ -111,10 +121,10 @@ def evaluate(objective: WorldModelLoss, episodes: EncodedEpisodes, cfg: WMTrainC
     gen = torch.Generator().manual_seed(12345)
     h = cfg.model.history
     for _ in range(batches):
-        patches, actions, proprio, goal = (None if t is None else t.to(device) for t in
-                                           draw(episodes, cfg, gen, objective.goal_head))
-        _, parts = objective(patches, actions, proprio, goal)
-        z = objective.model.pool(patches)
+        inputs, actions, proprio, goal = (None if t is None else t.to(device) for t in
+                                          draw(episodes, cfg, gen, objective.goal_head))
+        _, parts = objective(inputs, actions, proprio, goal)
+        z = objective.latents(inputs)
         copy = latent_distance(z[:, h - 1:h].expand_as(z[:, h:]), z[:, h:], cfg.loss.kind) \
             if z.shape[1] > h else z.new_zeros(())
         sums += torch.cat([parts.float().cpu(), copy.float().cpu()[None]])
