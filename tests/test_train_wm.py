@@ -207,6 +207,9 @@ def test_fine_tuned_encoder_learns_from_frames_and_resumes_exactly(tiny_dataset,
 
     with pytest.raises(KeyboardInterrupt):
         train_world_model(config("b", steps=20), callback=crash)
+    frozen = tiny_config(tiny_dataset, encoder_dir, tmp_path / "b", steps=20)
+    with pytest.raises(ConfigError, match=r"resume: .* encoder.lr_scale=0.5"):
+        train_world_model(frozen)  # the optimiser has the encoder's groups: refuse, clearly
     resumed = train_world_model(config("b", steps=20))
     assert resumed.losses == full.losses[10:]
     b = WorldModel.from_pretrained(tmp_path / "b" / "world_model").state_dict()

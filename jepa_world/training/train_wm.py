@@ -398,6 +398,13 @@ def _resume(folder: Path, cfg: WMTrainConfig, objective: WorldModelLoss, optimiz
     state = read_state(folder)
     check_resumable(state.get("config", {}), cfg.to_dict(),
                     ("model", "loss", "batch_size", "seed"), folder)
+    # whether (and how fast) the encoder trains decides the optimiser's groups; runs from
+    # before these fields had a frozen ViT
+    saved = state.get("config", {}).get("encoder", {})
+    check_resumable({"encoder": {"kind": saved.get("kind", "vit"),
+                                 "lr_scale": saved.get("lr_scale", 0.0)}},
+                    {"encoder": {"kind": cfg.encoder.kind, "lr_scale": cfg.encoder.lr_scale}},
+                    ("encoder",), folder)
     model = objective.model
     saved = WorldModel.from_pretrained(folder, map_location=model.pixel_mean.device)
     model.load_state_dict(saved.state_dict())
