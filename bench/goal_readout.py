@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.common import table
+from bench.wm_rollout_error import angle_within
 from jepa_world.config import EnvConfig
 from jepa_world.data.windows import split_episodes
 from jepa_world.errors import main_reporting_user_errors
@@ -90,10 +91,7 @@ def fit_and_score(reader: nn.Module, x, y, x_val, y_val, steps: int, plain: int,
     row = {"position error (median)": f"{(out[:, :2] - y_val[:, :2]).norm(dim=1).median():.4f}",
            "train s": f"{time.perf_counter() - started:.0f}"}
     if tolerance is not None:
-        err = torch.atan2(out[:, plain], out[:, plain + 1]) - torch.atan2(y_val[:, plain],
-                                                                         y_val[:, plain + 1])
-        err = torch.remainder(err + torch.pi, 2 * torch.pi) - torch.pi
-        row["angle within tolerance"] = f"{(err.abs() <= tolerance).float().mean():.3f}"
+        row["angle within tolerance"] = f"{angle_within(out, y_val, plain, tolerance):.3f}"
     return row
 
 

@@ -54,6 +54,16 @@ def r2(pred: torch.Tensor, y: torch.Tensor) -> float:
     return float(1 - ((pred - y) ** 2).sum(0).div(((y - y.mean(0)) ** 2).sum(0)).mean())
 
 
+def angle_within(out: torch.Tensor, y: torch.Tensor, plain: int, tolerance: float) -> float:
+    """Fraction of rows whose angle read back (``out``) is within ``tolerance`` of ``y``'s, both
+    in ``state_targets``' layout: ``plain`` coordinates, then the sine, then the cosine (one
+    angle)."""
+    a = plain
+    err = torch.atan2(out[:, a], out[:, a + 1]) - torch.atan2(y[:, a], y[:, a + 1])
+    err = torch.remainder(err + torch.pi, 2 * torch.pi) - torch.pi
+    return float((err.abs() <= tolerance).double().mean())
+
+
 class GoalReader:
     """A ridge probe from latents to the task's goal state; scores imagined vs true latents."""
 
@@ -63,10 +73,7 @@ class GoalReader:
         self.tolerance = float(tolerances[angles.index(True)]) if any(angles) else None
 
     def _angle_ok(self, out: torch.Tensor, y: torch.Tensor) -> float:
-        a = self.plain  # state_targets' layout: plain, then sines, then cosines (one angle here)
-        err = torch.atan2(out[:, a], out[:, a + 1]) - torch.atan2(y[:, a], y[:, a + 1])
-        err = torch.remainder(err + torch.pi, 2 * torch.pi) - torch.pi
-        return float((err.abs() <= self.tolerance).double().mean())
+        return angle_within(out, y, self.plain, self.tolerance)
 
     def scores(self, pred, truth, episode, frame) -> dict[str, str]:
         y = self.targets[episode, frame].double()  # [W, G']
