@@ -186,9 +186,7 @@ def train_decoder(cfg: DecodeConfig,
     folder = resume_folder(cfg.resume, run_dir)
     start = _resume(folder, cfg, decoder, optimizer) if folder is not None else 0
     logger = TrainLogger(run_dir, cfg.steps, start, tensorboard=cfg.tensorboard,
-                         progress=cfg.progress)
-    if logger.bar is not None:
-        logger.bar.set_description("decode")
+                         progress=cfg.progress, desc="decode")
     stepper = Stepper(optimizer, params, cfg.grad_clip, ADVICE, folder)
     write_run_config(run_dir, "decode_config.json", cfg.to_dict())
     n_params = sum(p.numel() for p in params) / 1e6

@@ -294,7 +294,7 @@ def _run(cfg, info, callback, dataset, record_indices, started) -> PretrainResul
     result = PretrainResult(run_dir=run_dir, start_step=start, steps=start, checkpoint=folder)
     logger = TrainLogger(run_dir, cfg.steps, start, enabled=info.is_main,
                          tensorboard=cfg.tensorboard, progress=cfg.progress,
-                         collapse_threshold=cfg.collapse_threshold)
+                         collapse_threshold=cfg.collapse_threshold, desc="pretrain")
     stepper = Stepper(optimizer, m.student.parameters(), cfg.optim.grad_clip, ADVICE, folder)
     if info.is_main:
         write_run_config(run_dir, "pretrain_config.json", cfg.to_dict())

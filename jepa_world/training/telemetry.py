@@ -39,11 +39,12 @@ class TrainLogger:
         tensorboard: write event files.
         progress: show a tqdm bar on stderr.
         collapse_threshold: warn once when the monitored std falls below this.
+        desc: the bar's label (the command's name).
     """
 
     def __init__(self, run_dir: str | Path, total_steps: int, start_step: int = 0,
                  enabled: bool = True, tensorboard: bool = True, progress: bool = True,
-                 collapse_threshold: float = 0.05) -> None:
+                 collapse_threshold: float = 0.05, desc: str = "train") -> None:
         self.enabled = enabled
         self.collapse_threshold = collapse_threshold
         self.collapse_warned = False
@@ -58,7 +59,7 @@ class TrainLogger:
             # start_step + 1 first: purge from there (start_step's own value is kept)
             self.writer = SummaryWriter(log_dir=str(Path(run_dir) / "tb"),
                                         purge_step=start_step + 1)
-        self.bar = tqdm(total=total_steps, initial=start_step, unit="step", desc="pretrain",
+        self.bar = tqdm(total=total_steps, initial=start_step, unit="step", desc=desc,
                         disable=not progress, file=sys.stderr, dynamic_ncols=True)
 
     def scalars(self, step: int, values: dict[str, float]) -> None:

@@ -296,7 +296,7 @@ def _run(cfg: WMTrainConfig, info: du.DistInfo, started: float, callback) -> WMT
     start = _resume(folder, cfg, objective, optimizer, info) if folder is not None else 0
     forward = wrap_ddp(objective, info)
     logger = TrainLogger(run_dir, cfg.steps, start, enabled=info.is_main,
-                         tensorboard=cfg.tensorboard, progress=cfg.progress)
+                         tensorboard=cfg.tensorboard, progress=cfg.progress, desc="train_wm")
     stepper = Stepper(optimizer, trainable, cfg.optim.grad_clip, ADVICE, folder)
     if info.is_main:
         write_run_config(run_dir, "train_wm_config.json", cfg.to_dict())
