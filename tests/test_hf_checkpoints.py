@@ -262,6 +262,14 @@ def test_sincos_encoder_export_says_there_is_no_counterpart(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_encoder_without_time_positions_export_is_refused(tmp_path):
+    bundle = tiny_bundle()
+    bundle.config["encoder"]["time_positions"] = False
+    with pytest.raises(CheckpointError, match="no time positions"):
+        save_pretrained(bundle, tmp_path / "x", format="hf")
+    assert not (tmp_path / "x").exists()
+
+
 def test_ac_predictor_export_is_refused(tmp_path):
     bundle = tiny_bundle()
     cfg = ACPredictorConfig(**GRID, embed_dim=48, predictor_dim=24, depth=1, num_heads=2,

@@ -92,6 +92,25 @@ def test_masked_tokens_carry_their_positions(pos_embed):
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("pos_embed", ["rope", "sincos"])
+def test_without_time_positions_a_static_clip_has_the_same_tokens_at_every_time(pos_embed):
+    # A clip whose two tubelets show the same frames: with time positions the tokens of the
+    # two tubelets differ; without, only the pixels could tell them apart, and they do not.
+    frames = video(t=2)
+    still = torch.cat([frames, frames], dim=2)  # [2, 3, 4, 32, 32]: tubelet 1 == tubelet 0
+    half = N_TOKENS // 2
+    keep = torch.tensor([[0, 3, half, half + 3]] * 2)  # the same two patches at both times
+    for time_positions, same in ((True, False), (False, True)):
+        enc = make_encoder(pos_embed, time_positions=time_positions)
+        with torch.no_grad():
+            full, part = enc(still), enc(still, masks=keep)
+        assert torch.allclose(full[:, :half], full[:, half:], atol=1e-5) is same
+        assert torch.allclose(part[:, :2], part[:, 2:], atol=1e-5) is same
+    if pos_embed == "sincos":  # the table keeps its spatial channels, only time is zero
+        d_t = 24
+        assert not enc.pos_embed[0, :, :d_t].any() and enc.pos_embed[0, :, d_t:].abs().sum() > 0
+
+
 def test_image_input_is_a_repeated_frame():
     enc = make_encoder()
     img = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(4))

@@ -257,12 +257,16 @@ def hf_config(encoder: EncoderConfig, predictor: PredictorConfig | None) -> dict
     """The transformers ``config.json`` for our RoPE encoder (+ masked predictor) configs.
 
     Raises:
-        CheckpointError: something ``VJEPA2Config`` cannot express (sin-cos positions, a
-            non-square image, an MLP width that is no ``int(width * ratio)``, a predictor on
-            another grid / LayerNorm epsilon / qkv bias than its encoder).
+        CheckpointError: something ``VJEPA2Config`` cannot express (sin-cos positions, no time
+            positions, a non-square image, an MLP width that is no ``int(width * ratio)``, a
+            predictor on another grid / LayerNorm epsilon / qkv bias than its encoder).
     """
     if encoder.pos_embed != "rope":
         raise CheckpointError(_SINCOS_MESSAGE)
+    if not encoder.time_positions:
+        raise CheckpointError("the encoder has no time positions (time_positions=False): "
+                              "transformers' VJEPA2 always rotates by time; export an encoder "
+                              "trained with them")
     height, width = as_pair(encoder.img_size)
     if height != width:
         raise CheckpointError(f"img_size {(height, width)}: transformers' VJEPA2Config has one "

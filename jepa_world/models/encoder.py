@@ -52,6 +52,10 @@ class VideoViT(nn.Module):
         pos_embed: ``"sincos"`` (V-JEPA: a fixed table added after patchify, stored as the
             ``pos_embed`` buffer ``[1, N, D]``) or ``"rope"`` (V-JEPA 2: 3D-RoPE in every block).
         uniform_power: sin-cos channel split, see ``positions.sincos_3d_split``.
+        time_positions: ``False`` drops the time coordinate from the positions (the sin-cos
+            table's time channels are zero; RoPE sees every token at time 0), so a token's time
+            reaches the encoder only through what its pixels show. The predictor keeps its own
+            3D positions. ``True`` is V-JEPA.
         norm_eps: LayerNorm epsilon.
         use_activation_checkpointing: recompute block activations in backward to save memory.
     """
@@ -70,6 +74,7 @@ class VideoViT(nn.Module):
         qkv_bias: bool = True,
         pos_embed: str = "rope",
         uniform_power: bool = False,
+        time_positions: bool = True,
         norm_eps: float = 1e-6,
         use_activation_checkpointing: bool = False,
     ) -> None:
@@ -88,12 +93,14 @@ class VideoViT(nn.Module):
         self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.use_rope = pos_embed == "rope"
+        self.time_positions = time_positions
         self.use_activation_checkpointing = use_activation_checkpointing
         self.grid = (num_frames // tubelet_size, img_h // patch_size, img_w // patch_size)
 
         self.patch_embed = TubeletEmbed(in_chans, embed_dim, patch_size, tubelet_size)
         if not self.use_rope:
-            table = sincos_3d_table(embed_dim, *self.grid, uniform_power=uniform_power)
+            table = sincos_3d_table(embed_dim, *self.grid, uniform_power=uniform_power,
+                                    time=time_positions)
             self.register_buffer("pos_embed", table[None], persistent=True)
         self.blocks = nn.ModuleList(
             Block(embed_dim, num_heads, mlp_hidden_dim, qkv_bias=qkv_bias, norm_eps=norm_eps)
@@ -157,6 +164,9 @@ class VideoViT(nn.Module):
 
         rope = None
         if positions is not None:
+            if not self.time_positions:
+                positions = torch.cat([torch.zeros_like(positions[..., :1]),
+                                       positions[..., 1:]], dim=-1)
             rope = rope_angles(positions, self.embed_dim // self.num_heads)
         x = run_blocks(self.blocks, x, rope=rope, checkpoint=self.use_activation_checkpointing)
         return self.norm(x)

@@ -75,18 +75,21 @@ def sincos_3d_split(dim: int, uniform_power: bool) -> tuple[int, int, int]:
 
 
 def sincos_3d_table(
-    dim: int, grid_t: int, grid_h: int, grid_w: int, uniform_power: bool = False
+    dim: int, grid_t: int, grid_h: int, grid_w: int, uniform_power: bool = False,
+    time: bool = True,
 ) -> torch.Tensor:
     """Absolute 3D sin-cos position table ``[T' H' W', dim]`` (float32), time-major order.
 
     Each token's row is ``[enc_t(t), enc_h(h), enc_w(w)]`` (see :func:`sincos_1d`), truncated to
     ``dim`` channels. Computed in float64 then cast, like the official numpy code.
+    ``time=False`` zeroes the time channels: every time step gets the same spatial code.
     """
     d_t, d_h, d_w = sincos_3d_split(dim, uniform_power)
     pos = full_grid_positions(grid_t, grid_h, grid_w).to(torch.float64)
-    table = torch.cat(
-        [sincos_1d(d_t, pos[:, 0]), sincos_1d(d_h, pos[:, 1]), sincos_1d(d_w, pos[:, 2])], dim=1
-    )
+    enc_t = sincos_1d(d_t, pos[:, 0])
+    if not time:
+        enc_t = torch.zeros_like(enc_t)
+    table = torch.cat([enc_t, sincos_1d(d_h, pos[:, 1]), sincos_1d(d_w, pos[:, 2])], dim=1)
     return table[:, :dim].float()
 
 

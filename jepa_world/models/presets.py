@@ -49,6 +49,7 @@ class EncoderConfig:
     qkv_bias: bool = True
     pos_embed: str = "rope"  # "rope" (V-JEPA 2) or "sincos" (V-JEPA)
     uniform_power: bool = False
+    time_positions: bool = True  #: ``False``: no time coordinate in the encoder's positions
     norm_eps: float = 1e-6
     use_activation_checkpointing: bool = False
     conv_channels: tuple[int, ...] = (32, 64, 128)  #: ``kind="conv"``: the stride-2 stages

@@ -43,6 +43,9 @@ class ModelConfig:
     mlp_hidden_dim: int = _TINY.encoder.mlp_hidden_dim
     pos_embed: str = _TINY.encoder.pos_embed  #: ``sincos`` (V-JEPA) or ``rope`` (V-JEPA 2)
     uniform_power: bool = _TINY.encoder.uniform_power
+    #: ``False``: the encoder's positions carry no time (issue 20: with them, the pretrained
+    #: features tell the clip's time steps apart far more than what moved between them)
+    time_positions: bool = _TINY.encoder.time_positions
     predictor_dim: int = _TINY.predictor.predictor_dim
     predictor_depth: int = _TINY.predictor.depth
     predictor_heads: int = _TINY.predictor.num_heads
@@ -58,7 +61,8 @@ class ModelConfig:
                    num_frames=enc.num_frames, tubelet_size=enc.tubelet_size,
                    embed_dim=enc.embed_dim, depth=enc.depth, num_heads=enc.num_heads,
                    mlp_hidden_dim=enc.mlp_hidden_dim, pos_embed=enc.pos_embed,
-                   uniform_power=enc.uniform_power, predictor_dim=pred.predictor_dim,
+                   uniform_power=enc.uniform_power, time_positions=enc.time_positions,
+                   predictor_dim=pred.predictor_dim,
                    predictor_depth=pred.depth, predictor_heads=pred.num_heads,
                    predictor_mlp_hidden_dim=pred.mlp_hidden_dim,
                    activation_checkpointing=enc.use_activation_checkpointing)
@@ -92,6 +96,7 @@ class ModelConfig:
             tubelet_size=self.tubelet_size, embed_dim=self.embed_dim, depth=self.depth,
             num_heads=self.num_heads, mlp_hidden_dim=self.mlp_hidden_dim,
             pos_embed=self.pos_embed, uniform_power=self.uniform_power,
+            time_positions=self.time_positions,
             use_activation_checkpointing=self.activation_checkpointing,
         )
 
