@@ -157,6 +157,13 @@ class MujocoGoalEnv(gym.Env):
         oracles apply it to whole batches of rolled-out states)."""
         raise NotImplementedError
 
+    def goal_keypoints(self, goals: np.ndarray) -> np.ndarray | None:
+        """Points of the goal's body in the world frame ``[..., K, 2]`` for goal vectors
+        ``[..., G]``, where the goal is a rigid body's pose (push: the T's bar ends and stem
+        tip); ``None`` where it is not. The world model's goal head can read these instead of
+        the pose (``loss.goal_targets=keypoints``)."""
+        return None
+
     def _achieved_goal(self) -> np.ndarray:
         """The goal-space vector of the current state, ``[G]`` (default: from ``qpos``)."""
         return self.goal_from_qpos(self.data.qpos)

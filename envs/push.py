@@ -47,6 +47,8 @@ class PushEnv(MujocoGoalEnv):
     MIN_MOVE = 0.16  #: a goal moves the block at least this far (twice the tolerance) ...
     MIN_TURN = np.pi / 6  #: ... and turns it at least this much (1.5 angle tolerances)
     GOAL_DRAWS = 30  #: scripted pushes tried per reset before keeping the largest
+    #: the T's extreme points in its own frame (``push.xml``): the bar's two ends, the stem's tip
+    KEYPOINTS = np.array([[-0.24, 0.12], [0.24, 0.12], [0.0, -0.30]])
 
     def __init__(self, *args, goal_offset: int = 30, success_tolerance: float = 0.08,
                  angle_tolerance: float = np.pi / 9, **kwargs) -> None:
@@ -99,6 +101,15 @@ class PushEnv(MujocoGoalEnv):
         ``[-pi, pi)``."""
         qpos = np.asarray(qpos)
         return np.concatenate([qpos[..., 2:4], wrap_angle(qpos[..., 4:5])], axis=-1)
+
+    def goal_keypoints(self, goals: np.ndarray) -> np.ndarray:
+        """``[..., 3]`` block poses -> ``[..., 3, 2]`` world positions of :attr:`KEYPOINTS`."""
+        goals = np.asarray(goals, dtype=np.float64)
+        cos, sin = np.cos(goals[..., 2:3]), np.sin(goals[..., 2:3])  # [..., 1]
+        kx, ky = self.KEYPOINTS[:, 0], self.KEYPOINTS[:, 1]  # [3]
+        x = goals[..., 0:1] + cos * kx - sin * ky
+        y = goals[..., 1:2] + sin * kx + cos * ky
+        return np.stack([x, y], axis=-1)
 
     def success_tolerances(self) -> np.ndarray:
         return np.array([self.success_tolerance, self.success_tolerance, self.angle_tolerance])

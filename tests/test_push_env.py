@@ -111,6 +111,22 @@ def test_the_scripted_pusher_assumes_the_models_geometry(env):
     assert model.geom("pusher").size[0] == pytest.approx(push_contact.PUSHER_RADIUS)
 
 
+def test_the_goal_keypoints_are_the_blocks_extreme_points_in_the_simulator(env):
+    import mujoco
+
+    task, rng = env.unwrapped, np.random.default_rng(0)
+    bar, stem = task.data.geom("block_bar"), task.data.geom("block_stem")
+    for _ in range(5):
+        block = [*rng.uniform(-0.5, 0.5, 2), rng.uniform(-np.pi, np.pi)]
+        _place(task, [0.9, 0.9], block)
+        mujoco.mj_forward(task.model, task.data)
+        ends = [bar.xpos + bar.xmat.reshape(3, 3) @ [side * 0.24, 0, 0] for side in (-1, 1)]
+        tip = stem.xpos + stem.xmat.reshape(3, 3) @ [0, -0.18, 0]
+        points = task.goal_keypoints(task.goal_from_qpos(task.data.qpos))
+        np.testing.assert_allclose(points, np.stack([*ends, tip])[:, :2], atol=1e-6)
+    assert task.goal_keypoints(np.zeros((4, 2, 3))).shape == (4, 2, 3, 2)
+
+
 def test_the_contact_policy_pushes_the_block_and_needs_the_observation(env):
     space = env.action_space
     moved = steps = 0

@@ -21,7 +21,7 @@ from jepa_world.errors import ConfigError
 from jepa_world.models.conv_encoder import ConvEncoder
 from jepa_world.models.presets import EncoderConfig, build_encoder
 from jepa_world.probes.runner import probe_state
-from jepa_world.training.train_wm import train_world_model
+from jepa_world.training.train_wm import keypoint_targets, train_world_model
 from jepa_world.training.wm_config import (
     EncoderSource,
     WMDataConfig,
@@ -248,6 +248,7 @@ def test_conv_encoder_is_trained_from_scratch_with_the_world_model(tiny_dataset,
     (lambda: WMTrainConfig(model=WMModelConfig(use_proprio=False)), "loss.proprio_weight"),
     (lambda: WMTrainConfig(loss=WMLossConfig(goal_weight=1.0)), "loss.goal_weight"),
     (lambda: WMModelConfig(imagination="kv"), "model.imagination"),
+    (lambda: WMLossConfig(goal_targets="corners"), "loss.goal_targets"),
     (lambda: EncoderSource(lr_scale=-1.0), "encoder.lr_scale"),
     (lambda: EncoderSource(kind="cnn"), "encoder.kind"),
     (lambda: EncoderSource(kind="conv"), "encoder.lr_scale"),
@@ -302,6 +303,27 @@ def test_goal_head_reads_the_block_pose_and_resumes_exactly(encoder_dir, tmp_pat
     with pytest.raises(KeyboardInterrupt):
         run("b", 40, callback=crash)
     assert run("b", 40).losses == full.losses[10:]
+
+
+def test_goal_head_can_read_the_blocks_keypoints(encoder_dir, tmp_path):
+    """``loss.goal_targets=keypoints``: the head's targets are the T's three keypoints (six
+    coordinates, no angle) of every training frame, and a task whose goal is no rigid body's
+    pose is refused by name."""
+    data = tmp_path / "push"
+    collect(small_config(data, env=PUSH, episode_length=12))
+    loss = WMLossConfig(rollout_steps=1, goal_weight=1.0, goal_targets="keypoints")
+    cfg = tiny_config(data, encoder_dir, tmp_path / "a", env=PUSH, loss=loss, steps=4)
+    train_world_model(cfg)
+    head = read_state(tmp_path / "a" / "checkpoints" / "step_000004")["goal_head"]
+    to_keypoints, angles = keypoint_targets(cfg, probe_state(PUSH)[2])
+    assert angles == [False] * 6
+    goal = load_goal_states(data, split_episodes(data, 0.2)[0], to_keypoints, angles)
+    assert goal.shape[-1] == 6
+    torch.testing.assert_close(head["mean"], goal.reshape(-1, 6).float().mean(0))
+
+    reach = dataclasses.replace(cfg, env=EnvConfig(name="reach", probe_state="goal"))
+    with pytest.raises(ConfigError, match="^loss.goal_targets=keypoints: .*Reach"):
+        keypoint_targets(reach, probe_state(reach.env)[2])
 
 
 def test_missing_encoder_is_a_clear_error(tiny_dataset, tmp_path):

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -243,13 +244,40 @@ def prepare(cfg: WMTrainConfig, info: du.DistInfo) -> Prepared:
 
 
 def attach_goal_states(cfg: WMTrainConfig, root: Path, parts: list) -> None:
-    """Each frame's goal-state targets (``loss.goal_weight``) on the encoded episodes."""
+    """Each frame's goal-state targets (``loss.goal_weight``) on the encoded episodes: the goal
+    pose, or (``loss.goal_targets=keypoints``) the goal body's keypoints."""
     from jepa_world.probes.runner import probe_state
     from jepa_world.training.wm_data import load_goal_states
 
     _, angles, state_fn = probe_state(cfg.env)
+    if cfg.loss.goal_targets == "keypoints":
+        state_fn, angles = keypoint_targets(cfg, state_fn)
     for part in parts:
         part.goal = load_goal_states(root, part.ids, state_fn, angles)
+
+
+def keypoint_targets(cfg: WMTrainConfig, goal_fn):
+    """``(sim states [..., S] -> keypoints [..., 2 K], no angle flags)`` for the task's goal
+    body (``env.goal_keypoints``).
+
+    Raises:
+        ConfigError: the task's goal is no rigid body's pose.
+    """
+    task = cfg.env.make(disable_env_checker=True)
+    try:
+        keypoints = task.unwrapped.goal_keypoints
+        probe = keypoints(np.zeros(task.unwrapped.observation_space["desired_goal"].shape))
+    finally:
+        task.close()
+    if probe is None:
+        raise ConfigError(f"loss.goal_targets=keypoints: {cfg.env.task_id} defines no goal "
+                          f"keypoints (its goal is no rigid body's pose); use pose")
+
+    def states_to_keypoints(states: np.ndarray) -> np.ndarray:
+        points = keypoints(goal_fn(states))  # [..., K, 2]
+        return points.reshape(*points.shape[:-2], -1)
+
+    return states_to_keypoints, [False] * probe.size
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -396,8 +424,9 @@ def _checkpoint(run_dir, step, cfg, objective: WorldModelLoss, optimizer, info) 
 def _resume(folder: Path, cfg: WMTrainConfig, objective: WorldModelLoss, optimizer,
             info) -> int:
     state = read_state(folder)
-    check_resumable(state.get("config", {}), cfg.to_dict(),
-                    ("model", "loss", "batch_size", "seed"), folder)
+    saved_cfg = state.get("config", {})
+    saved_cfg.get("loss", {}).setdefault("goal_targets", "pose")  # runs from before the field
+    check_resumable(saved_cfg, cfg.to_dict(), ("model", "loss", "batch_size", "seed"), folder)
     # whether (and how fast) the encoder trains decides the optimiser's groups; runs from
     # before these fields had a frozen ViT
     saved = state.get("config", {}).get("encoder", {})

@@ -18,6 +18,8 @@ from jepa_world.models.presets import ENCODER_KINDS
 from jepa_world.training.pretrain_config import RESUME_MODES
 from jepa_world.world_model_config import COST_KINDS, IMAGINATIONS
 
+GOAL_TARGETS = ("pose", "keypoints")
+
 
 @dataclass
 class EncoderSource:
@@ -137,6 +139,10 @@ class WMLossConfig:
     #: block pose, its angle as sine and cosine) from each ENCODED frame's latent: it keeps what
     #: the goal is made of in the latent when the proprio (the pusher) does not show it
     goal_weight: float = 0.0
+    #: what the goal head reads: ``pose`` (the goal vector, angles as sine and cosine) or
+    #: ``keypoints`` (the goal body's points in the world, ``env.goal_keypoints``; push: the T's
+    #: bar ends and stem tip, which the encoder sees where they are)
+    goal_targets: str = "pose"
     #: prediction losses train the pooler through the targets too (end to end, as LeWM); the
     #: state loss and the variance / covariance terms keep the latent from collapsing
     target_grad: bool = True
@@ -146,6 +152,7 @@ class WMLossConfig:
 
     def __post_init__(self) -> None:
         check_choice(self.kind, COST_KINDS, "loss.kind")
+        check_choice(self.goal_targets, GOAL_TARGETS, "loss.goal_targets")
         if self.state_dims is not None:
             self.state_dims = [int(d) for d in self.state_dims]
         check(all(d >= 0 for d in self.state_dims or []), "loss.state_dims",
