@@ -9,7 +9,9 @@ import inspect
 
 import pytest
 from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
 
+from jepa_world.checkpoints.runs import RUN_DIR_TIME, default_run_dir
 from jepa_world.cli import group_options, to_dataclass
 from jepa_world.models.conv_encoder import ConvEncoder
 from jepa_world.models.encoder import VideoViT
@@ -43,6 +45,18 @@ def test_command_config_equals_dataclass_defaults(command):
         assert config.planner["name"] == default.planner["name"]
         config = dataclasses.replace(config, planner=default.planner)
     assert config == default
+
+
+@pytest.mark.parametrize("command", sorted(SCHEMAS))
+def test_hydra_run_folders_use_the_library_default_name(command):
+    # runs without run_dir land in outputs/<command>/<time to the microsecond>, whether Hydra or
+    # the library picks the folder (two runs started in the same second once shared one)
+    importlib.import_module(f"jepa_world.{command}")
+    with initialize_config_module("jepa_world.configs", version_base="1.3"):
+        cfg = compose(command, return_hydra_config=True)
+    run_dir = OmegaConf.to_container(cfg.hydra.run, resolve=False)["dir"]
+    assert run_dir == f"outputs/{command}/${{now:{RUN_DIR_TIME}}}"
+    assert default_run_dir(command).rsplit("/", 1)[0] == f"outputs/{command}"
 
 
 @pytest.mark.parametrize("name", group_options("planner"))

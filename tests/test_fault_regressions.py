@@ -3,6 +3,7 @@ the results, Ctrl-C, output folders of rejected runs, the job log."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
+from jepa_world.checkpoints.runs import RUN_DIR_TIME
 from jepa_world.config import EnvConfig
 from jepa_world.planning import session
 from jepa_world.planning.config import PlanConfig
@@ -61,7 +63,7 @@ def test_collect_uses_the_outputs_cmd_time_layout_and_logs_what_it_prints(tmp_pa
                    "env.image_size=16", *QUIET, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     (run,) = (tmp_path / "outputs" / "collect").iterdir()
-    time.strptime(run.name, "%Y-%m-%d_%H-%M-%S")
+    datetime.datetime.strptime(run.name, RUN_DIR_TIME)
     assert (run / "collect.log").read_text() == proc.stdout != ""
 
 

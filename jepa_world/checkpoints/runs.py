@@ -18,8 +18,8 @@ switched to it, so a run killed at any moment leaves ``latest`` pointing at a wh
 
 from __future__ import annotations
 
+import datetime
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,9 +47,14 @@ PIXEL_HEAD_DIR = "pixel_head"
 STATE_VERSION = 1
 
 
+#: the folder name of a run with no ``run_dir`` (the Hydra configs' ``hydra.run.dir`` too): local
+#: time to the microsecond, so two runs started in the same second do not share a folder
+RUN_DIR_TIME = "%Y-%m-%d_%H-%M-%S_%f"
+
+
 def default_run_dir(command: str) -> str:
     """``outputs/<command>/<local time>``: where a run goes when no ``run_dir`` is given."""
-    return f"outputs/{command}/{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+    return f"outputs/{command}/{datetime.datetime.now().strftime(RUN_DIR_TIME)}"
 
 
 def checkpoint_root(run_dir: str | Path) -> Path:
@@ -190,6 +195,7 @@ def load_checkpoint(
     return state
 
 
-__all__ = ["CHECKPOINTS_DIR", "LATEST_FILE", "PIXEL_HEAD_DIR", "STATE_FILE", "checkpoint_root",
-           "default_run_dir", "follow_latest", "latest_checkpoint", "load_checkpoint",
-           "read_state", "save_checkpoint", "step_dir_name", "step_folder", "write_step"]
+__all__ = ["CHECKPOINTS_DIR", "LATEST_FILE", "PIXEL_HEAD_DIR", "RUN_DIR_TIME", "STATE_FILE",
+           "checkpoint_root", "default_run_dir", "follow_latest", "latest_checkpoint",
+           "load_checkpoint", "read_state", "save_checkpoint", "step_dir_name", "step_folder",
+           "write_step"]

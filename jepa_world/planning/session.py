@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import torch
 
 from jepa_world.atomic import atomic_write_text
 from jepa_world.checkpoints import CheckpointError
+from jepa_world.checkpoints.runs import default_run_dir
 from jepa_world.devices import resolve_device, use_bf16
 from jepa_world.errors import ConfigError
 from jepa_world.models.positions import as_pair
@@ -67,7 +67,7 @@ def plan_episodes(cfg: PlanConfig) -> dict[str, Any]:
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    out = Path(cfg.output_dir or f"outputs/plan/{time.strftime('%Y-%m-%d_%H-%M-%S')}")
+    out = Path(cfg.output_dir or default_run_dir("plan"))
     device = resolve_device(cfg.device)
     model = load_world_model(cfg, device) if "world_model" in cfg.agents else None
     envs = [cfg.env.make(max_episode_steps=cfg.step_budget)]

@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from jepa_world.atomic import atomic_write_text
+from jepa_world.checkpoints.runs import default_run_dir
 from jepa_world.config import EnvConfig
 from jepa_world.devices import resolve_device
 from jepa_world.probes.config import ProbeConfig
@@ -141,7 +142,7 @@ def run_probes(cfg: ProbeConfig) -> ProbeReport:
     for i, spec in enumerate(cfg.encoders):
         check_spec(spec.spec, f"encoders[{i}] ({spec.name})")
     device = resolve_device(cfg.device)  # before anything is written
-    out = Path(cfg.output_dir or f"outputs/probe/{time.strftime('%Y-%m-%d_%H-%M-%S')}")
+    out = Path(cfg.output_dir or default_run_dir("probe"))
     out.mkdir(parents=True, exist_ok=True)
     root = prepare_dataset(cfg)
     from jepa_world.data.windows import split_episodes
