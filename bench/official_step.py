@@ -53,7 +53,8 @@ def pretrain_config(args, run_dir: str = "") -> PretrainConfig:
                           regularizer=RegularizerConfig(variance_weight=0.0,
                                                         covariance_weight=0.0),
                           steps=args.warmup + args.steps, batch_size=args.batch,
-                          precision=args.precision, device="cpu", run_dir=run_dir,
+                          precision=args.precision, compile=args.compile, device="cpu",
+                          run_dir=run_dir,
                           checkpoint_interval=10**9, keep_checkpoints=1, tensorboard=False,
                           progress=False, log_interval=10**9)
 
@@ -190,6 +191,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--compile", action="store_true",
+                        help="jepa_world's side with compile=True (torch.compile of its models; "
+                             "give --warmup enough steps for the compiles)")
     parser.add_argument("--one", default="", choices=["", "ours", "official"],
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
